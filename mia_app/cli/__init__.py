@@ -1,0 +1,34 @@
+"""Command-line entry point. Each subcommand module exposes ``add_parser(subparsers)`` and ``run(args)``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Module name per subcommand, imported lazily so `--help` stays fast and torch-free commands stay light.
+COMMANDS = {
+    "prepare": "mia_app.cli.prepare",
+    "train-classifier": "mia_app.cli.train_classifier",
+    "report": "mia_app.cli.report",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m mia_app", description="Diffusion-prior model inversion attacks on face classifiers."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="<command>")
+    for name, module in COMMANDS.items():
+        importlib.import_module(module).add_parser(sub, name)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except (ValueError, FileNotFoundError) as err:
+        # Bad user input: one clear line, not a traceback.
+        print(f"error: {err}", file=sys.stderr)
+        return 2

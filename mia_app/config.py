@@ -1,0 +1,70 @@
+"""Typed configs, validated once; the CLI and the dashboard both go through them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SynthIDConfig(StrictModel):
+    """The embedded benchmark: identities are DCGAN latents z_id, images are G(z_id + sigma * eps)."""
+
+    kind: Literal["synthid"] = "synthid"
+    n_private: int = Field(100, ge=2, le=10_000, description="private identities (the target classes)")
+    train_per_id: int = Field(60, ge=1, description="private-train images per identity (T and E train on these)")
+    test_per_id: int = Field(20, ge=1, description="held-out private-test images per identity")
+    n_public: int = Field(1000, ge=1, description="public identities: independent latents, other people")
+    public_per_id: int = Field(4, ge=1)
+    sigma: float = Field(0.5, gt=0.0, le=2.0, description="intra-identity latent noise")
+    resolution: Literal[32, 64] = 32
+    seed: int = 0
+
+
+class FolderConfig(StrictModel):
+    """Real data, one folder per identity (CelebA / FaceScrub style), with split files.
+
+    ``root/private/<identity>/*.jpg`` and ``root/public/*/*.jpg``; ``splits.json`` (written on first use
+    if absent, deterministic in ``seed``) lists the private-train / private-test file names.
+    """
+
+    kind: Literal["folder"] = "folder"
+    root: Path
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    resolution: Literal[32, 64] = 32
+    seed: int = 0
+
+
+DataConfig = SynthIDConfig | FolderConfig
+
+
+class ClassifierTrainConfig(StrictModel):
+    role: Literal["target", "eval"]
+    arch: Literal["vgg", "resnet"] | None = None
+    width: int = Field(32, ge=4, le=256)
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(0.05, gt=0)
+    weight_decay: float = Field(5e-4, ge=0)
+    label_smoothing: float = Field(0.1, ge=0, lt=1)
+    seed: int = 0
+    data: SynthIDConfig | FolderConfig = Field(default_factory=SynthIDConfig, discriminator="kind")
+
+    @model_validator(mode="after")
+    def _default_arch(self) -> ClassifierTrainConfig:
+        # T and E must differ in architecture (the evaluation protocol); the defaults guarantee it.
+        if self.arch is None:
+            object.__setattr__(self, "arch", "vgg" if self.role == "target" else "resnet")
+        return self
+
+
+def load_yaml(path: str | Path, model: type[BaseModel], **overrides) -> BaseModel:
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return model.model_validate(data)

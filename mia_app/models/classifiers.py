@@ -1,0 +1,118 @@
+"""Face classifiers: the target T (attacked) and the evaluation model E (judge), different architectures.
+
+Both take images N×3×R×R in [-1, 1] (R = 32 or 64) and return logits N×C; ``features`` returns the
+penultimate representation (used by E for the KNN-distance metric).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+
+def _conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class VGGFace(nn.Module):
+    """VGG-style: four stages of two 3×3 conv-BN-ReLU and a max-pool, then global average pool."""
+
+    def __init__(self, n_classes: int, width: int = 32):
+        super().__init__()
+        chans = [width, 2 * width, 4 * width, 8 * width]
+        layers: list[nn.Module] = []
+        cin = 3
+        for c in chans:
+            layers += [_conv_bn(cin, c), _conv_bn(c, c), nn.MaxPool2d(2)]
+            cin = c
+        self.body = nn.Sequential(*layers)
+        self.dropout = nn.Dropout(0.3)
+        self.head = nn.Linear(cin, n_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return F.adaptive_avg_pool2d(self.body(x), 1).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.features(x)))
+
+
+class _BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.conv1 = _conv_bn(cin, cout, stride)
+        self.conv2 = nn.Sequential(nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
+        self.shortcut = (
+            nn.Identity()
+            if stride == 1 and cin == cout
+            else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.conv2(self.conv1(x)) + self.shortcut(x))
+
+
+class ResNetFace(nn.Module):
+    """ResNet with basic blocks (``blocks`` per stage), CIFAR-style stem (no early downsampling at 32 px)."""
+
+    def __init__(self, n_classes: int, width: int = 32, blocks: tuple[int, ...] = (2, 2, 2, 2)):
+        super().__init__()
+        self.stem = _conv_bn(3, width)
+        stages: list[nn.Module] = []
+        cin = width
+        for i, n in enumerate(blocks):
+            cout = width * 2**i
+            for j in range(n):
+                stages.append(_BasicBlock(cin, cout, 2 if (j == 0 and i > 0) else 1))
+                cin = cout
+        self.stages = nn.Sequential(*stages)
+        self.head = nn.Linear(cin, n_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return F.adaptive_avg_pool2d(self.stages(self.stem(x)), 1).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+ARCHS = {"vgg": VGGFace, "resnet": ResNetFace}
+
+
+def build_classifier(arch: str, n_classes: int, width: int = 32) -> nn.Module:
+    if arch not in ARCHS:
+        raise ValueError(f"unknown arch {arch!r}; choose from {sorted(ARCHS)}")
+    if n_classes < 2:
+        raise ValueError("n_classes must be >= 2")
+    return ARCHS[arch](n_classes, width)
+
+
+def save_classifier(model: nn.Module, path: str | Path, meta: dict) -> None:
+    """fp16 safetensors; ``meta`` (arch, width, n_classes, resolution, role...) goes in the header."""
+    state = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata={"mia_app": json.dumps(meta)})
+
+
+def read_meta(path: str | Path) -> dict:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        header = f.metadata() or {}
+    if "mia_app" not in header:
+        raise ValueError(f"{path} is not a mia_app classifier checkpoint (no 'mia_app' metadata)")
+    return json.loads(header["mia_app"])
+
+
+def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """Rebuild from the header, load weights as float32, return (frozen eval model, meta)."""
+    try:
+        meta = read_meta(path)
+        state = load_file(str(path))
+    except Exception as err:  # safetensors raises several types for truncated or garbage files
+        raise ValueError(f"cannot read classifier checkpoint {path}: {err}") from err
+    model = build_classifier(meta["arch"], meta["n_classes"], meta["width"])
+    model.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}, strict=True)
+    return model.to(device).eval().requires_grad_(False), meta
