@@ -68,3 +68,27 @@ def load_yaml(path: str | Path, model: type[BaseModel], **overrides) -> BaseMode
     data = yaml.safe_load(Path(path).read_text()) or {}
     data.update({k: v for k, v in overrides.items() if v is not None})
     return model.model_validate(data)
+
+
+class PriorTrainConfig(StrictModel):
+    """Training of the identity-conditioned prior on the public pool (never on private data)."""
+
+    resolution: Literal[32, 64] = 32
+    channels: tuple[int, ...] = (32, 64, 64)
+    steps: int = Field(6000, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(2e-4, gt=0)
+    p_uncond: float = Field(0.1, ge=0, le=1, description="probability of dropping the code (for guidance)")
+    ema_decay: float = Field(0.999, ge=0, lt=1)
+    save_every: int = Field(500, ge=1)
+    sample_every: int = Field(500, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
+    heldout_fraction: float = Field(0.05, ge=0, lt=1, description="public identities kept out, for fidelity")
+    seed: int = 0
+    data: SynthIDConfig | FolderConfig = Field(default_factory=SynthIDConfig, discriminator="kind")
+
+    @model_validator(mode="after")
+    def _same_resolution(self) -> PriorTrainConfig:
+        if self.data.resolution != self.resolution:
+            raise ValueError(f"prior resolution {self.resolution} != data resolution {self.data.resolution}")
+        return self

@@ -10,6 +10,7 @@ import sys
 COMMANDS = {
     "prepare": "mia_app.cli.prepare",
     "train-classifier": "mia_app.cli.train_classifier",
+    "train-prior": "mia_app.cli.train_prior",
     "report": "mia_app.cli.report",
 }
 

@@ -37,5 +37,8 @@ def print_json(obj: dict) -> None:
 
 
 def set_threads() -> None:
-    # Two cores here; oversubscribing them makes every CPU step slower.
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))
+    """Honour MIA_THREADS; several jobs on two cores run faster with one thread each than oversubscribed."""
+    import os
+
+    n = int(os.environ.get("MIA_THREADS", "0")) or min(torch.get_num_threads(), 4)
+    torch.set_num_threads(max(1, n))

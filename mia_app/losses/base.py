@@ -1,0 +1,65 @@
+"""The loss interface: each term is a small module returning per-sample values (shape N) and a name.
+
+Terms read what they need from an ``AttackContext``; expensive shared features (T's logits, the SFace
+embedding of x̂, perceptual taps) are computed once per step and cached on the context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+
+@dataclass
+class AttackContext:
+    """Everything a loss may look at in one optimisation step.
+
+    x_hat: N×3×R×R in [-1, 1], the generated candidates (differentiable).
+    x_src: N×3×R×R in [-1, 1], their public sources.
+    c: N×128 unit-norm identity codes used to generate x_hat (c_y repeated per candidate).
+    y: N target classes.
+    """
+
+    x_hat: torch.Tensor
+    x_src: torch.Tensor
+    c: torch.Tensor
+    y: torch.Tensor
+    stage: int
+    step: int
+    models: dict[str, nn.Module]
+    extras: dict[str, Any] = field(default_factory=dict)
+    _cache: dict[str, Any] = field(default_factory=dict)
+
+    def cached(self, key: str, fn: Callable[[], Any]) -> Any:
+        if key not in self._cache:
+            self._cache[key] = fn()
+        return self._cache[key]
+
+    def target_logits(self) -> torch.Tensor:
+        return self.cached("target_logits", lambda: self.models["target"](self.x_hat))
+
+    def id_embedding(self) -> torch.Tensor:
+        """E_id(x̂), N×128, L2-normalised."""
+        return self.cached("id_embedding", lambda: self.models["id_encoder"](self.x_hat))
+
+
+class LossTerm(nn.Module):
+    """Subclasses set ``name`` and implement ``forward(ctx) -> Tensor[N]`` (per-sample, finite)."""
+
+    name: str = "loss"
+    #: False for terms that can go negative (e.g. max-margin); uncertainty weighting refuses those.
+    non_negative: bool = True
+
+    def forward(self, ctx: AttackContext) -> torch.Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+def check_per_sample(name: str, value: torch.Tensor, n: int) -> torch.Tensor:
+    if value.shape != (n,):
+        raise ValueError(f"loss {name!r} must return N={n} per-sample values, got shape {tuple(value.shape)}")
+    if not torch.isfinite(value).all():
+        raise FloatingPointError(f"loss {name!r} is not finite: {value.detach().tolist()}")
+    return value

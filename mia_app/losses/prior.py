@@ -1,0 +1,80 @@
+"""``prior``: keep x̂ on the prior's manifold (stage 1) or keep the LoRA'd prior intact (stage 2).
+
+Stage 1 (``PriorScoreLoss``): noise x̂ to a random t, predict epsilon with the frozen UNet under c_y,
+and penalise ||eps - eps_hat||^2 (mean over pixels, per sample). Stage 2 (``PriorPreservationLoss``):
+the same denoising loss on public images with their own codes, through the LoRA'd UNet
+(DreamBooth's prior preservation).
+
+Both accept the scheme-A hooks: ``form="cosine"`` (1 - cos(eps, eps_hat), flattened per sample) and a
+``timestep_weight`` callable w(t) -> N weights (see ``mia_app.losses.timestep``).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Literal
+
+import torch
+import torch.nn.functional as F
+
+from mia_app.losses.base import AttackContext, LossTerm
+
+
+def eps_distance(eps: torch.Tensor, eps_hat: torch.Tensor, form: str) -> torch.Tensor:
+    """Per-sample distance between true and predicted noise, N×C×H×W -> N."""
+    if form == "mse":
+        return (eps - eps_hat).square().flatten(1).mean(1)
+    if form == "cosine":
+        # Flatten per sample: the cosine is over the whole noise map, not across channels (the seed's dim=1 bug).
+        return 1.0 - F.cosine_similarity(eps.flatten(1), eps_hat.flatten(1), dim=1)
+    raise ValueError(f"form must be 'mse' or 'cosine', got {form!r}")
+
+
+class _DenoisingLoss(LossTerm):
+    name = "prior"
+
+    def __init__(
+        self,
+        form: Literal["mse", "cosine"] = "mse",
+        t_range: tuple[float, float] = (0.02, 0.98),
+        timestep_weight: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
+    ):
+        super().__init__()
+        if form not in ("mse", "cosine"):
+            raise ValueError(f"form must be 'mse' or 'cosine', got {form!r}")
+        if not 0 <= t_range[0] < t_range[1] <= 1:
+            raise ValueError("t_range must satisfy 0 <= lo < hi <= 1")
+        self.form = form
+        self.t_range = t_range
+        self.timestep_weight = timestep_weight
+
+    def denoise(self, prior, x0: torch.Tensor, c: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        T = prior.scheduler.config.num_train_timesteps
+        lo, hi = int(self.t_range[0] * (T - 1)), int(self.t_range[1] * (T - 1))
+        t = torch.randint(lo, hi + 1, (len(x0),), generator=generator).to(x0.device)
+        eps = torch.randn(x0.shape, generator=generator).to(x0.device)
+        a = prior.scheduler.alphas_cumprod.to(x0.device)[t].view(-1, 1, 1, 1)
+        eps_hat = prior(a.sqrt() * x0 + (1 - a).sqrt() * eps, t, c)
+        value = eps_distance(eps, eps_hat, self.form)
+        if self.timestep_weight is not None:
+            value = value * self.timestep_weight(t, T)
+        return value
+
+
+class PriorScoreLoss(_DenoisingLoss):
+    """Stage 1: the frozen prior scores x̂ under c_y. Per sample, >= 0."""
+
+    def forward(self, ctx: AttackContext) -> torch.Tensor:
+        return self.denoise(ctx.models["prior"], ctx.x_hat, ctx.c, ctx.extras.get("generator"))
+
+
+class PriorPreservationLoss(_DenoisingLoss):
+    """Stage 2: denoising loss on public images with their own codes (``ctx.extras['public_batch']``).
+
+    Returns N per-sample values aligned with x̂ (the public batch's mean loss, broadcast), so it composes
+    with the other per-sample terms.
+    """
+
+    def forward(self, ctx: AttackContext) -> torch.Tensor:
+        x_pub, c_pub = ctx.extras["public_batch"]
+        value = self.denoise(ctx.models["prior"], x_pub, c_pub, ctx.extras.get("generator"))
+        return value.mean().expand(len(ctx.x_hat))

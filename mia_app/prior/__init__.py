@@ -1,0 +1,1 @@
+"""The identity-conditioned diffusion prior: model, training and the differentiable sampler."""

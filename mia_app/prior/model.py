@@ -1,0 +1,132 @@
+"""IdentityPrior: a diffusers ``UNet2DModel`` predicting epsilon, conditioned on a unit-norm identity code c.
+
+c (N×128, an SFace embedding) is projected by a small MLP into the time-embedding space and added to
+the time embedding (the UNet's ``class_embed_type="identity"`` path). The null code c = 0 means
+"unconditioned": training drops c to 0 with probability ``p_uncond`` so classifier-free guidance works.
+
+On disk (``save_pretrained``)::
+
+    folder/unet/                        diffusers UNet2DModel (config.json + safetensors)
+    folder/scheduler/                   DDPMScheduler config (the training noise schedule)
+    folder/code_proj.safetensors        the code projection
+    folder/prior_config.json            code_dim, training provenance
+
+Any plain diffusers UNet2DModel (folder or hub id) also loads; it then ignores c (``conditioned=False``),
+and the attack steers it through LoRA and the losses alone.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from diffusers import DDPMScheduler, UNet2DModel
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+CODE_DIM = 128
+
+
+def default_unet(resolution: int = 32, channels: tuple[int, ...] = (32, 64, 64)) -> UNet2DModel:
+    """No attention blocks: they cost 3× on CPU (SPEC §4) and buy little at 32 px."""
+    return UNet2DModel(
+        sample_size=resolution,
+        in_channels=3,
+        out_channels=3,
+        layers_per_block=1,
+        block_out_channels=channels,
+        down_block_types=("DownBlock2D",) * len(channels),
+        up_block_types=("UpBlock2D",) * len(channels),
+        class_embed_type="identity",
+        norm_num_groups=8,
+    )
+
+
+def default_scheduler() -> DDPMScheduler:
+    return DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", prediction_type="epsilon")
+
+
+class IdentityPrior(nn.Module):
+    """eps_theta(x_t, t, c). x_t: N×3×R×R (the noised image in [-1, 1] scale), t: N int, c: N×128 or None."""
+
+    def __init__(self, unet: UNet2DModel, scheduler: DDPMScheduler | None = None, code_dim: int = CODE_DIM):
+        super().__init__()
+        self.unet = unet
+        self.scheduler = scheduler or default_scheduler()
+        self.code_dim = code_dim
+        self.conditioned = unet.config.class_embed_type == "identity"
+        if self.conditioned:
+            dim = unet.time_embedding.linear_2.out_features
+            self.code_proj = nn.Sequential(nn.Linear(code_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+        else:
+            self.code_proj = None
+
+    @property
+    def resolution(self) -> int:
+        return int(self.unet.config.sample_size)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        if x_t.ndim != 4:
+            raise ValueError(f"x_t must be N×C×H×W, got {tuple(x_t.shape)}")
+        class_labels = None
+        if self.conditioned:
+            if c is None:
+                c = x_t.new_zeros(len(x_t), self.code_dim)
+            if c.shape != (len(x_t), self.code_dim):
+                raise ValueError(f"c must be N×{self.code_dim}, got {tuple(c.shape)}")
+            class_labels = self.code_proj(c)
+        return self.unet(x_t, t, class_labels=class_labels).sample
+
+    def guided(self, x_t: torch.Tensor, t: torch.Tensor, c: torch.Tensor, guidance: float = 1.0) -> torch.Tensor:
+        """Classifier-free guidance: eps_u + w (eps_c - eps_u); w = 1 is the plain conditional model."""
+        if guidance == 1.0 or not self.conditioned:
+            return self(x_t, t, c)
+        eps = self(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([c, torch.zeros_like(c)]))
+        eps_c, eps_u = eps.chunk(2)
+        return eps_u + guidance * (eps_c - eps_u)
+
+    def save_pretrained(self, folder: str | Path, fp16: bool = True, extra: dict | None = None) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        unet = self.unet
+        if fp16:
+            unet = default_unet_like(unet)
+            unet.load_state_dict({k: v.half() for k, v in self.unet.state_dict().items()})
+        unet.save_pretrained(folder / "unet", safe_serialization=True)
+        self.scheduler.save_pretrained(folder / "scheduler")
+        if self.code_proj is not None:
+            state = {k: (v.half() if fp16 else v).contiguous() for k, v in self.code_proj.state_dict().items()}
+            save_file(state, str(folder / "code_proj.safetensors"))
+        meta = {"code_dim": self.code_dim, "conditioned": self.conditioned, **(extra or {})}
+        (folder / "prior_config.json").write_text(json.dumps(meta, indent=2))
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, **kwargs) -> IdentityPrior:
+        """Load our prior folder, a plain diffusers UNet2DModel folder, or a hub id (online users)."""
+        path = Path(name_or_path)
+        if path.is_dir() and (path / "unet").is_dir():
+            unet = UNet2DModel.from_pretrained(path / "unet", **kwargs).float()
+            scheduler = DDPMScheduler.from_pretrained(path / "scheduler")
+            meta = json.loads((path / "prior_config.json").read_text())
+            prior = cls(unet, scheduler, code_dim=meta["code_dim"])
+            if prior.code_proj is not None:
+                state = load_file(str(path / "code_proj.safetensors"))
+                prior.code_proj.load_state_dict({k: v.float() for k, v in state.items()})
+            return prior
+        unet = UNet2DModel.from_pretrained(str(name_or_path), **kwargs).float()
+        try:
+            scheduler = DDPMScheduler.from_pretrained(str(name_or_path), subfolder="scheduler")
+        except (OSError, ValueError):
+            # Many hub UNets ship without a scheduler folder; fall back to the standard DDPM schedule.
+            scheduler = default_scheduler()
+        if unet.config.class_embed_type == "identity":
+            raise ValueError(
+                f"{name_or_path} expects identity class labels but has no code projection; save it with "
+                "IdentityPrior.save_pretrained"
+            )
+        return cls(unet, scheduler)
+
+
+def default_unet_like(unet: UNet2DModel) -> UNet2DModel:
+    return UNet2DModel.from_config(unet.config)

@@ -1,0 +1,153 @@
+"""Train the identity-conditioned prior on the public pool, diffusers-examples style.
+
+accelerate loop, EMA, tqdm, per-term JSONL logs, resumable ``checkpoint-N`` folders and sample grids.
+c = E_id(x_public): unit-norm SFace codes of the public images, computed once and cached.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from diffusers.training_utils import EMAModel
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from mia_app.config import PriorTrainConfig
+from mia_app.data import Benchmark, load_benchmark
+from mia_app.prior.model import IdentityPrior, default_unet
+from mia_app.prior.sampler import sample_from_noise
+from mia_app.viz import save_grid
+
+
+@torch.no_grad()
+def embed_images(encoder: torch.nn.Module, images_uint8: torch.Tensor, batch: int = 64) -> torch.Tensor:
+    """Unit-norm codes N×128 for uint8 images N×3×R×R."""
+    out = []
+    for i in tqdm(range(0, len(images_uint8), batch), desc="SFace codes", leave=False):
+        out.append(encoder(images_uint8[i : i + batch].float().div(127.5).sub(1)))
+    return torch.cat(out)
+
+
+def public_codes(bench: Benchmark, cache: Path) -> torch.Tensor:
+    if cache.is_file():
+        codes = load_file(str(cache))["codes"]
+        if len(codes) == len(bench.public):
+            return codes
+    from mia_app.models.sface import load_sface
+
+    codes = embed_images(load_sface(), bench.public.images)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    save_file({"codes": codes.contiguous()}, str(cache))
+    return codes
+
+
+def heldout_mask(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
+    """True for images of the public identities kept out of training (for the fidelity measurement)."""
+    ids = labels.unique()
+    g = torch.Generator().manual_seed(seed)
+    n_out = int(round(len(ids) * fraction))
+    out_ids = ids[torch.randperm(len(ids), generator=g)[:n_out]]
+    return torch.isin(labels, out_ids)
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    ckpts = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    return ckpts[-1] if ckpts else None
+
+
+def train_prior(cfg: PriorTrainConfig, out: Path, bench: Benchmark | None = None) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(cfg.model_dump_json(indent=2))
+    torch.manual_seed(cfg.seed)
+    bench = bench or load_benchmark(cfg.data)
+    codes = public_codes(bench, out / "public_codes.safetensors")
+    held = heldout_mask(bench.public.labels, cfg.heldout_fraction, cfg.seed)
+    train_x, train_c = bench.public.images[~held], codes[~held]
+
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    prior = IdentityPrior(default_unet(cfg.resolution, tuple(cfg.channels)))
+    ema = EMAModel(prior.parameters(), decay=cfg.ema_decay)
+    opt = torch.optim.AdamW(prior.parameters(), lr=cfg.lr, weight_decay=0.0)
+    prior, opt = accelerator.prepare(prior, opt)
+    ema.to(accelerator.device)
+    start = 0
+    ckpt = latest_checkpoint(out)
+    if ckpt is not None:
+        accelerator.unwrap_model(prior).load_state_dict(load_file(str(ckpt / "model.safetensors")))
+        ema.load_state_dict(torch.load(ckpt / "ema.pt", map_location="cpu", weights_only=True))
+        opt.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location="cpu", weights_only=True))
+        start = json.loads((ckpt / "state.json").read_text())["step"]
+        accelerator.print(f"resumed from {ckpt}")
+    sched = accelerator.unwrap_model(prior).scheduler
+    T = sched.config.num_train_timesteps
+    alphas_cumprod = sched.alphas_cumprod.to(accelerator.device)
+    gen = torch.Generator().manual_seed(cfg.seed + start)
+    fixed_codes = codes[held][:16] if held.any() else codes[:16]
+    log = open(out / "train_log.jsonl", "a")
+    t_start = time.time()
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train prior")
+    for step in bar:
+        idx = torch.randint(0, len(train_x), (cfg.batch_size,), generator=gen)
+        x0 = train_x[idx].float().div(127.5).sub(1).to(accelerator.device)
+        flip = torch.rand(len(idx), generator=gen) < 0.5
+        x0[flip] = x0[flip].flip(-1)
+        c = train_c[idx].to(accelerator.device)
+        drop = (torch.rand(len(idx), generator=gen) < cfg.p_uncond).to(accelerator.device)
+        c = torch.where(drop[:, None], torch.zeros_like(c), c)
+        t = torch.randint(0, T, (len(idx),), generator=gen).to(accelerator.device)
+        eps = torch.randn(x0.shape, generator=gen).to(accelerator.device)
+        a = alphas_cumprod[t].view(-1, 1, 1, 1)
+        x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps
+        loss = F.mse_loss(prior(x_t, t, c), eps)
+        opt.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        opt.step()
+        ema.step(prior.parameters())
+        done = step + 1
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        log.write(json.dumps({"step": done, "L_denoise": loss.item(), "seconds": time.time() - t_start}) + "\n")
+        if done % cfg.sample_every == 0 or done == cfg.steps:
+            ema_prior = _ema_copy(accelerator.unwrap_model(prior), ema)
+            save_grid(sample_from_noise(ema_prior, fixed_codes.to(accelerator.device)), out / f"samples-{done:06d}.png")
+        if done % cfg.save_every == 0 or done == cfg.steps:
+            _save_checkpoint(out, done, accelerator.unwrap_model(prior), ema, opt, cfg.keep_checkpoints)
+            log.flush()
+    log.close()
+    final = _ema_copy(accelerator.unwrap_model(prior), ema)
+    final.save_pretrained(out / "prior", fp16=True, extra={"train_config": json.loads(cfg.model_dump_json())})
+    return {"steps": cfg.steps, "final_loss": loss.item() if cfg.steps > start else None, "out": str(out / "prior")}
+
+
+def _ema_copy(prior: IdentityPrior, ema: EMAModel) -> IdentityPrior:
+    copy = IdentityPrior(default_unet_from(prior), prior.scheduler, prior.code_dim).to(next(prior.parameters()).device)
+    copy.load_state_dict(prior.state_dict())
+    ema.copy_to(copy.parameters())
+    return copy.eval()
+
+
+def default_unet_from(prior: IdentityPrior):
+    from diffusers import UNet2DModel
+
+    return UNet2DModel.from_config(prior.unet.config)
+
+
+def _save_checkpoint(out: Path, step: int, prior: IdentityPrior, ema: EMAModel, opt, keep: int) -> None:
+    folder = out / f"checkpoint-{step}"
+    tmp = out / f".tmp-checkpoint-{step}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    save_file({k: v.contiguous() for k, v in prior.state_dict().items()}, str(tmp / "model.safetensors"))
+    torch.save(ema.state_dict(), tmp / "ema.pt")
+    torch.save(opt.state_dict(), tmp / "optimizer.pt")
+    (tmp / "state.json").write_text(json.dumps({"step": step}))
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)  # atomic: a crash never leaves a half-written checkpoint-N
+    ckpts = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    for old in ckpts[:-keep]:
+        shutil.rmtree(old)
