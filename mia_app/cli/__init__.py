@@ -6,11 +6,14 @@ import argparse
 import importlib
 import sys
 
+from mia_app.assets import AssetError
+
 # Module name per subcommand, imported lazily so `--help` stays fast and torch-free commands stay light.
 COMMANDS = {
     "prepare": "mia_app.cli.prepare",
     "train-classifier": "mia_app.cli.train_classifier",
     "train-prior": "mia_app.cli.train_prior",
+    "attack": "mia_app.cli.attack",
     "report": "mia_app.cli.report",
 }
 
@@ -29,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args) or 0)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, AssetError) as err:
         # Bad user input: one clear line, not a traceback.
         print(f"error: {err}", file=sys.stderr)
         return 2

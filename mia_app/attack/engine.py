@@ -1,0 +1,181 @@
+"""The two-stage inversion, PPA's flow: select -> optimise (stage 1: c_y; stage 2: LoRA + c_y) -> select.
+
+Several target classes are attacked in one batch (``identities_per_batch``): their candidates share
+every UNet, SFace and T forward pass, so the cost per identity falls with the batch size.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from mia_app.attack.config import AttackConfig, StageConfig
+from mia_app.attack.events import AttackCancelled, BaseCallback, CallbackList, ImageEvent, StepEvent
+from mia_app.attack.lora import save_lora, with_lora
+from mia_app.attack.models import AttackModels
+from mia_app.attack.selection import (
+    final_selection,
+    initial_code,
+    softmax_over_pool,
+    target_confidence,
+    top_k_public,
+)
+from mia_app.data import Benchmark
+from mia_app.losses.base import AttackContext
+from mia_app.losses.factory import build_composer
+from mia_app.prior.model import IdentityPrior
+from mia_app.prior.sampler import sdedit_sample
+
+
+class Inversion:
+    def __init__(
+        self,
+        cfg: AttackConfig,
+        models: AttackModels,
+        bench: Benchmark,
+        out: Path | None = None,
+        callbacks: list | None = None,
+    ):
+        if bench.n_classes != models.target_meta["n_classes"]:
+            raise ValueError(f"benchmark has {bench.n_classes} classes, T has {models.target_meta['n_classes']}")
+        self.cfg, self.models, self.bench, self.out = cfg, models, bench, out
+        self.cb = CallbackList(callbacks or [BaseCallback()])
+        self.device = models.device
+        self._public_probs: torch.Tensor | None = None
+        self._prior_pool: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    # ---- select -------------------------------------------------------------------------------------
+    def public_probs(self) -> torch.Tensor:
+        if self._public_probs is None:
+            self._public_probs = softmax_over_pool(self.models.target, self.bench.public.images, self.device)
+        return self._public_probs
+
+    def prior_pool(self, size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+        """A fixed subset of public images with their own codes, for stage 2's prior preservation."""
+        if self._prior_pool is None:
+            g = torch.Generator().manual_seed(self.cfg.seed + 7)
+            idx = torch.randperm(len(self.bench.public), generator=g)[: min(size, len(self.bench.public))]
+            x = self.bench.public.as_float(idx).to(self.device)
+            with torch.no_grad():
+                c = torch.cat([self.models.id_encoder(x[i : i + 64]) for i in range(0, len(x), 64)])
+            self._prior_pool = (x, c)
+        return self._prior_pool
+
+    def select_initial(self, targets: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(c0: B×128, x_src: (B·n)×3×R×R, y: B·n) from T's pseudo-labels of the public pool."""
+        probs = self.public_probs()
+        n = self.cfg.candidates
+        codes, sources = [], []
+        for y in targets:
+            top = top_k_public(probs, y, max(self.cfg.init_top_k, n))
+            codes.append(initial_code(self.models.id_encoder, self.bench.public.images[top[: self.cfg.init_top_k]],
+                                      self.device))
+            sources.append(self.bench.public.as_float(top[:n]))
+        y = torch.tensor(targets).repeat_interleave(n).to(self.device)
+        return torch.stack(codes), torch.cat(sources).to(self.device), y
+
+    # ---- optimise -----------------------------------------------------------------------------------
+    def _optimise(
+        self,
+        stage: int,
+        scfg: StageConfig,
+        prior: IdentityPrior,
+        c_raw: torch.nn.Parameter,
+        param_groups: list[dict],
+        x_src: torch.Tensor,
+        noise: torch.Tensor,
+        y: torch.Tensor,
+        targets: list[int],
+        batch: int,
+    ) -> None:
+        composer = build_composer(self.cfg, stage, scfg)
+        extra_groups = composer.param_groups(scfg.lr) if hasattr(composer, "param_groups") else []
+        if not param_groups + extra_groups or scfg.steps == 0:
+            return
+        opt = torch.optim.Adam(param_groups + extra_groups)
+        gen = torch.Generator().manual_seed(self.cfg.seed * 1000 + stage * 100 + batch)
+        n = self.cfg.candidates
+        t0 = time.time()
+        for step in range(1, scfg.steps + 1):
+            if self.cb.should_stop():
+                raise AttackCancelled(f"cancelled at stage {stage} step {step}")
+            c = F.normalize(c_raw, dim=1).repeat_interleave(n, 0)
+            x_hat = sdedit_sample(prior, x_src, c, self.cfg.sampler.strength, self.cfg.sampler.num_steps,
+                                  self.cfg.sampler.guidance, noise=noise,
+                                  gradient_checkpointing=self.cfg.sampler.gradient_checkpointing)
+            extras: dict[str, Any] = {"generator": gen, "targets": targets}
+            if stage == 2:
+                x_pool, c_pool = self.prior_pool()
+                pick = torch.randint(0, len(x_pool), (self.cfg.prior_batch,), generator=gen)
+                extras["public_batch"] = (x_pool[pick], c_pool[pick])
+            ctx = AttackContext(x_hat, x_src, c, y, stage, step, self.models.as_dict(prior), extras)
+            total, _, logs = composer(ctx)
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+            with torch.no_grad():
+                p_y = F.softmax(ctx.target_logits(), 1).gather(1, y[:, None]).squeeze(1)
+            t_conf = {t: p_y[i * n : (i + 1) * n].mean().item() for i, t in enumerate(targets)}
+            logs["T_conf"] = p_y.mean().item()
+            self.cb.on_step(StepEvent(stage, step, scfg.steps, batch, targets, logs, t_conf, time.time() - t0))
+            if step % scfg.image_every == 0 or step == scfg.steps or step == 1:
+                self.cb.on_images(ImageEvent(stage, step, batch, targets, x_hat.detach().cpu(), y.cpu()))
+
+    # ---- the whole flow -----------------------------------------------------------------------------
+    def attack_batch(self, targets: list[int], batch: int) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        c0, x_src, y = self.select_initial(targets)
+        g = torch.Generator().manual_seed(cfg.seed * 7919 + batch)
+        noise = torch.randn(x_src.shape, generator=g).to(self.device)  # fixed per candidate: paired runs
+        c_raw = torch.nn.Parameter(c0.clone())
+        # Stage 1: the code only, under the frozen prior.
+        self._optimise(1, cfg.stage1, self.models.prior, c_raw, [{"params": [c_raw], "lr": cfg.stage1.lr}],
+                       x_src, noise, y, targets, batch)
+        # Stage 2: LoRA on the UNet (and the code, at its own rate).
+        tuned, lora_params = with_lora(self.models.prior, cfg.lora)
+        groups = [{"params": lora_params, "lr": cfg.stage2.lr}]
+        if cfg.stage2.code_lr > 0:
+            groups.append({"params": [c_raw], "lr": cfg.stage2.code_lr})
+        self._optimise(2, cfg.stage2, tuned, c_raw, groups, x_src, noise, y, targets, batch)
+        # Final selection by T's confidence.
+        with torch.no_grad():
+            c = F.normalize(c_raw, dim=1)
+            x_hat = sdedit_sample(tuned, x_src, c.repeat_interleave(cfg.candidates, 0), cfg.sampler.strength,
+                                  cfg.sampler.num_steps, cfg.sampler.guidance, noise=noise)
+            conf = target_confidence(self.models.target, x_hat, y)
+        keep = final_selection(conf, y, cfg.keep)
+        if self.out is not None:
+            (self.out / "lora").mkdir(parents=True, exist_ok=True)
+            save_lora(tuned, self.out / "lora" / f"batch{batch:03d}.safetensors", cfg.lora, {"targets": targets})
+        return {"images": x_hat[keep].cpu(), "labels": y[keep].cpu(), "conf": conf[keep].cpu(),
+                "codes": c.detach().cpu(), "targets": torch.tensor(targets)}
+
+    def run(self, targets: list[int]) -> dict[str, Any]:
+        bad = [t for t in targets if not 0 <= t < self.bench.n_classes]
+        if bad or not targets:
+            raise ValueError(f"targets must be non-empty class indices in [0, {self.bench.n_classes}); got {bad}")
+        torch.manual_seed(self.cfg.seed)
+        t0 = time.time()
+        k = self.cfg.identities_per_batch
+        batches = [targets[i : i + k] for i in range(0, len(targets), k)]
+        self.cb.on_start({"targets": targets, "batches": batches, "config": self.cfg.model_dump(mode="json"),
+                          "device": str(self.device)})
+        results = [self.attack_batch(b, i) for i, b in enumerate(batches)]
+        merged = {key: torch.cat([r[key] for r in results]) for key in results[0]}
+        if self.out is not None:
+            save_file({"c_y": merged["codes"].contiguous(), "targets": merged["targets"]},
+                      str(self.out / "codes.safetensors"))
+        summary = {
+            "targets": targets,
+            "seconds": round(time.time() - t0, 2),
+            "seconds_per_identity": round((time.time() - t0) / len(targets), 2),
+            "target_conf_mean": merged["conf"].mean().item(),
+            "device": str(self.device),
+        }
+        self.cb.on_end({**summary, "final": merged})
+        return {**summary, "final": merged}

@@ -1,0 +1,77 @@
+"""Load the attack's models once: prior, target T, identity encoder E_id and perceptual backbone.
+
+The evaluation model E is deliberately absent: the attack never sees it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from mia_app.assets import REPO_ROOT, AssetError, shipped_path
+from mia_app.attack.config import AttackConfig
+from mia_app.models.classifiers import load_classifier
+from mia_app.prior.model import IdentityPrior
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but no GPU is visible; use 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+def _local(path_or_id: str) -> Path | None:
+    p = Path(path_or_id)
+    if not p.is_absolute():
+        p = (REPO_ROOT / p) if (REPO_ROOT / p).exists() else p
+    return p if p.exists() else None
+
+
+def load_prior(name: str) -> IdentityPrior:
+    local = _local(name)
+    if local is None and name.startswith(("assets/", "./", "/")):
+        raise AssetError(f"prior {name!r} not found; train one with `python -m mia_app train-prior --ship`")
+    return IdentityPrior.from_pretrained(local or name)
+
+
+def load_target(name: str) -> tuple[nn.Module, dict]:
+    local = _local(name)
+    if local is None:
+        raise AssetError(f"target classifier {name!r} not found")
+    rel = str(local.resolve().relative_to(REPO_ROOT)) if local.resolve().is_relative_to(REPO_ROOT) else None
+    if rel and rel.startswith("assets/"):
+        local = shipped_path(rel)  # verify the shipped checkpoint against the manifest
+    return load_classifier(local)
+
+
+@dataclass
+class AttackModels:
+    prior: IdentityPrior
+    target: nn.Module
+    target_meta: dict
+    id_encoder: nn.Module
+    perceptual: nn.Module
+    device: torch.device
+
+    @classmethod
+    def load(cls, cfg: AttackConfig) -> AttackModels:
+        from mia_app.models.mobilenet_v2 import load_mobilenet_v2
+        from mia_app.models.sface import load_sface
+
+        device = resolve_device(cfg.device)
+        prior = load_prior(cfg.prior).to(device).eval().requires_grad_(False)
+        target, meta = load_target(cfg.target)
+        return cls(prior, target.to(device), meta, load_sface(device), load_mobilenet_v2(device), device)
+
+    def as_dict(self, prior: IdentityPrior | None = None) -> dict[str, nn.Module]:
+        return {
+            "prior": prior or self.prior,
+            "target": self.target,
+            "id_encoder": self.id_encoder,
+            "perceptual": self.perceptual,
+        }

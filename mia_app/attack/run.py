@@ -1,0 +1,40 @@
+"""One call from a config to a finished run folder; shared by the CLI, the dashboard worker and ablations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mia_app.attack.config import AttackConfig
+from mia_app.attack.engine import Inversion
+from mia_app.attack.models import AttackModels
+from mia_app.attack.writer import RunWriter
+from mia_app.data import load_benchmark
+
+_MODEL_CACHE: dict[str, AttackModels] = {}
+
+
+def cached_models(cfg: AttackConfig) -> AttackModels:
+    """Models keyed by (prior, target, device): a worker attacking many times loads them once."""
+    key = f"{cfg.prior}|{cfg.target}|{cfg.device}"
+    if key not in _MODEL_CACHE:
+        _MODEL_CACHE[key] = AttackModels.load(cfg)
+    return _MODEL_CACHE[key]
+
+
+def run_attack(
+    config: str | Path | AttackConfig, targets: list[int], out: str | Path, callbacks: list | None = None, **overrides
+) -> dict[str, Any]:
+    if isinstance(config, AttackConfig):
+        cfg = config.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+        cfg = AttackConfig.model_validate(cfg.model_dump())
+    else:
+        cfg = AttackConfig.from_yaml(config, **overrides)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(cfg.to_yaml())
+    models = cached_models(cfg)
+    bench = load_benchmark(cfg.data)
+    writer = RunWriter(out, cfg.candidates)
+    result = Inversion(cfg, models, bench, out, [writer, *(callbacks or [])]).run(targets)
+    return {k: v for k, v in result.items() if k != "final"} | {"out": str(out)}
