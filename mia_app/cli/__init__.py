@@ -14,6 +14,7 @@ COMMANDS = {
     "train-classifier": "mia_app.cli.train_classifier",
     "train-prior": "mia_app.cli.train_prior",
     "attack": "mia_app.cli.attack",
+    "evaluate": "mia_app.cli.evaluate",
     "report": "mia_app.cli.report",
 }
 

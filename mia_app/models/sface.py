@@ -1,9 +1,9 @@
 """SFace, the identity encoder E_id: OpenCV Zoo's int8 block-quantised ONNX model, run as a torch module.
 
 The graph (MobileFaceNet-style, 2021dec) is converted by ``OnnxModule``: weights are dequantised once at
-load time (about 9.67 M float32 values), and the graph normalises its own input ((x - 127.5) / 128, the
-``scalar_op1``/``scalar_op2`` Sub/Mul). It expects RGB: OpenCV's ``FaceRecognizerSF::feature`` feeds it
-``blobFromImage(bgr_image, ..., swapRB=true)``.
+load time (9.67 M float32 values; 9.63 M once BatchNorm is folded into the convolutions), and the graph
+normalises its own input ((x - 127.5) / 128, the ``scalar_op1``/``scalar_op2`` Sub/Mul). It expects RGB:
+OpenCV's ``FaceRecognizerSF::feature`` feeds it ``blobFromImage(bgr_image, ..., swapRB=true)``.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class SFace(nn.Module):
         self.eval().requires_grad_(False)
 
     def forward_raw(self, x: torch.Tensor) -> torch.Tensor:
-        """RGB N×3×112×112 in [0, 255] -> raw (unnormalised) embeddings N×128, norm around 1–20."""
+        """RGB N×3×112×112 in [0, 255] -> raw (unnormalised) embeddings N×128 (norm ~5–15 on faces)."""
         if x.ndim != 4 or tuple(x.shape[1:]) != (3, SFACE_SIZE, SFACE_SIZE):
             raise ValueError(f"x must be N×3×{SFACE_SIZE}×{SFACE_SIZE}, got {tuple(x.shape)}")
         return self.graph(x)

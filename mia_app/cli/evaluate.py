@@ -1,0 +1,23 @@
+"""``evaluate``: judge a finished attack run with the evaluation model E; writes metrics.json + CSV."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mia_app.cli.common import print_json, set_threads
+
+
+def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
+    p = sub.add_parser(name, help="E-judged metrics of an attack run (metrics.json, per_identity.csv)")
+    p.add_argument("--run", dest="run_dir", type=Path, required=True, help="run folder written by `attack`")
+    p.add_argument("--eval-model", default="assets/eval.safetensors", help="evaluation classifier E")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mia_app.evaluation.evaluate import evaluate_run
+
+    set_threads()
+    print_json(evaluate_run(args.run_dir, args.eval_model))
+    return 0

@@ -1,0 +1,1 @@
+"""Evaluation: metrics judged by E (and independent models), never by the target or a loss."""

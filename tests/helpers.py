@@ -1,0 +1,56 @@
+"""Tiny models and configs for fast tests: never a real training run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from mia_app.attack.config import AttackConfig
+from mia_app.config import SynthIDConfig
+from mia_app.models.classifiers import build_classifier, save_classifier
+from mia_app.prior.model import IdentityPrior, default_unet
+
+TINY_DATA = dict(kind="synthid", n_private=4, train_per_id=3, test_per_id=2, n_public=12, public_per_id=2)
+
+
+def tiny_prior(seed: int = 0) -> IdentityPrior:
+    torch.manual_seed(seed)
+    return IdentityPrior(default_unet(32, (8, 16)))
+
+
+def save_tiny_target(path: Path, n_classes: int = 4, seed: int = 0) -> Path:
+    torch.manual_seed(seed)
+    model = build_classifier("vgg", n_classes, 8)
+    meta = {"role": "target", "arch": "vgg", "width": 8, "n_classes": n_classes, "resolution": 32,
+            "benchmark": "tiny", "benchmark_sha256": "-"}
+    save_classifier(model, path, meta)
+    return path
+
+
+def tiny_attack_config(tmp: Path, **overrides) -> AttackConfig:
+    prior_dir = tmp / "prior"
+    if not prior_dir.exists():
+        tiny_prior().save_pretrained(prior_dir)
+    target = tmp / "target.safetensors"
+    if not target.exists():
+        save_tiny_target(target)
+    cfg = dict(
+        name="tiny",
+        prior=str(prior_dir),
+        target=str(target),
+        data=SynthIDConfig(**{k: v for k, v in TINY_DATA.items() if k != "kind"}).model_dump(),
+        sampler={"strength": 0.5, "num_steps": 2},
+        stage1={"steps": 2, "lr": 0.05, "weights": {"prior": 0.3, "id": 1.0, "perc": 0.5, "cls": 1.0},
+                "image_every": 1},
+        stage2={"steps": 2, "lr": 0.01, "code_lr": 0.01,
+                "weights": {"prior": 1.5, "id": 0.8, "perc": 1.0, "cls": 1.0}, "image_every": 1},
+        candidates=2,
+        keep=1,
+        init_top_k=2,
+        identities_per_batch=2,
+        prior_batch=2,
+        device="cpu",
+    )
+    cfg.update(overrides)
+    return AttackConfig.model_validate(cfg)

@@ -1,0 +1,79 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mia_app.attack.config import AttackConfig
+from mia_app.attack.events import AttackCancelled, BaseCallback
+from mia_app.attack.run import run_attack
+from tests.helpers import tiny_attack_config
+
+
+def test_two_step_smoke_attack_writes_a_run_folder(tmp_path):
+    cfg = tiny_attack_config(tmp_path)
+    out = tmp_path / "run"
+    summary = run_attack(cfg, [0, 1, 2], out)
+    # two identities per batch -> two batches, two adapters
+    assert sorted(p.name for p in (out / "lora").iterdir()) == ["batch000.safetensors", "batch001.safetensors"]
+    assert AttackConfig.from_yaml(out / "config.yaml") == cfg
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(lines) == 2 * (2 + 2)  # batches × (stage-1 + stage-2 steps)
+    for rec in lines:
+        assert {"L_prior", "L_id", "L_perc", "L_cls", "total", "T_conf"} <= set(rec["logs"])
+    assert {rec["stage"] for rec in lines} == {1, 2}
+    final = sorted(p.name for p in (out / "final").glob("*.png"))
+    assert final == ["class0000_rank0.png", "class0001_rank0.png", "class0002_rank0.png"]
+    images = load_file(str(out / "final" / "images.safetensors"))
+    assert images["images"].shape == (3, 3, 32, 32) and images["labels"].tolist() == [0, 1, 2]
+    codes = load_file(str(out / "codes.safetensors"))
+    torch.testing.assert_close(codes["c_y"].norm(dim=1), torch.ones(3))
+    assert (out / "stage1" / "batch000_step00001.png").is_file()
+    assert summary["targets"] == [0, 1, 2]
+
+
+def test_same_seed_same_images(tmp_path):
+    cfg = tiny_attack_config(tmp_path)
+    a = run_attack(cfg, [1], tmp_path / "a")
+    b = run_attack(cfg, [1], tmp_path / "b")
+    c = run_attack(cfg, [1], tmp_path / "c", seed=5)
+    img = lambda run: load_file(str(tmp_path / run / "final" / "images.safetensors"))["images"]  # noqa: E731
+    assert torch.equal(img("a"), img("b"))
+    assert not torch.equal(img("a"), img("c"))
+    assert a["targets"] == b["targets"]
+
+
+def test_cancel_stops_within_a_step(tmp_path):
+    class StopAfterTwo(BaseCallback):
+        def __init__(self):
+            self.steps = 0
+
+        def on_step(self, event):
+            self.steps += 1
+
+        def should_stop(self):
+            return self.steps >= 2
+
+    cb = StopAfterTwo()
+    with pytest.raises(AttackCancelled):
+        run_attack(tiny_attack_config(tmp_path), [0], tmp_path / "run", [cb])
+    assert cb.steps == 2
+
+
+def test_bad_targets_and_configs_fail_early(tmp_path):
+    cfg = tiny_attack_config(tmp_path)
+    with pytest.raises(ValueError, match="targets"):
+        run_attack(cfg, [99], tmp_path / "run")
+    with pytest.raises(ValueError, match="keep"):
+        tiny_attack_config(tmp_path, keep=5)
+    with pytest.raises(ValueError, match="unknown loss"):
+        tiny_attack_config(tmp_path, stage1={"steps": 1, "weights": {"idd": 1.0}})
+
+
+def test_presets_validate():
+    for name in ("seed", "cpu-quick", "gpu"):
+        AttackConfig.from_yaml(f"configs/attack/{name}.yaml")
+    seed = AttackConfig.from_yaml("configs/attack/seed.yaml")
+    assert seed.stage1.steps == 1000 and seed.stage2.steps == 2000
+    assert seed.stage1.weights == {"prior": 0.3, "id": 1.0, "perc": 0.5, "cls": 1.0}
+    assert seed.stage2.weights == {"prior": 1.5, "id": 0.8, "perc": 1.0, "cls": 1.0}

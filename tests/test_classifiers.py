@@ -1,0 +1,58 @@
+"""The shipped T and E: accuracy recomputed on the private-test split of the default benchmark."""
+
+import pytest
+import torch
+
+from mia_app.assets import load_manifest, shipped_path
+from mia_app.config import ClassifierTrainConfig, SynthIDConfig
+from mia_app.data import load_benchmark
+from mia_app.models.classifiers import build_classifier, load_classifier
+from mia_app.train_classifier import accuracy, augment, train_classifier
+
+BARS = {"target": 0.85, "eval": 0.90}
+
+
+@pytest.fixture(scope="module")
+def default_bench():
+    return load_benchmark(SynthIDConfig())
+
+
+@pytest.mark.parametrize("role", ["target", "eval"])
+def test_shipped_classifier_meets_its_bar(role, default_bench):
+    entry = next(e for e in load_manifest()["files"] if e.get("role") == role)
+    model, meta = load_classifier(shipped_path(entry["path"]))
+    assert meta["benchmark_sha256"] == default_bench.content_hash()
+    acc = accuracy(model, default_bench.private_test.images, default_bench.private_test.labels)
+    assert acc >= BARS[role]
+    assert abs(acc - entry["test_acc"]) < 0.005
+
+
+def test_target_and_eval_differ_in_architecture():
+    metas = {e["role"]: e for e in load_manifest()["files"] if e.get("role") in BARS}
+    assert metas["target"]["arch"] != metas["eval"]["arch"]
+
+
+def test_features_and_logits_shapes():
+    for arch in ("vgg", "resnet"):
+        m = build_classifier(arch, 7, 8).eval()
+        x = torch.rand(2, 3, 32, 32) * 2 - 1
+        assert m(x).shape == (2, 7) and m.features(x).ndim == 2
+        assert m(torch.rand(1, 3, 64, 64)).shape == (1, 7)
+    with pytest.raises(ValueError):
+        build_classifier("alexnet", 7)
+
+
+def test_augment_keeps_shape_and_range():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    y = augment(x, g)
+    assert y.shape == x.shape and y.min() >= -1 and y.max() <= 1 and not torch.equal(x, y)
+
+
+def test_tiny_training_run_learns(tiny_synthid, tmp_path):
+    cfg = ClassifierTrainConfig(role="target", width=8, epochs=8, batch_size=8, lr=0.05,
+                                data=tiny_synthid.model_copy(update={"sigma": 0.2, "train_per_id": 6}))
+    report = train_classifier(cfg, tmp_path / "t.safetensors")
+    assert report["train_acc"] > 0.5  # 4 classes: chance is 0.25
+    model, meta = load_classifier(tmp_path / "t.safetensors")
+    assert meta["role"] == "target" and meta["arch"] == "vgg"
