@@ -77,3 +77,30 @@ def test_presets_validate():
     assert seed.stage1.steps == 1000 and seed.stage2.steps == 2000
     assert seed.stage1.weights == {"prior": 0.3, "id": 1.0, "perc": 0.5, "cls": 1.0}
     assert seed.stage2.weights == {"prior": 1.5, "id": 0.8, "perc": 1.0, "cls": 1.0}
+
+
+def test_doctor_reads_a_healthy_run(tmp_path):
+    from mia_app.attack.doctor import Doctor
+
+    doctor = Doctor()
+    run_attack(tiny_attack_config(tmp_path), [0], tmp_path / "run", [doctor])
+    status = {c.name: c.status for c in doctor.checks()}
+    assert status["embedding norms are 1"] == "pass"
+    assert status["cosines lie in [-1, 1]"] == "pass"
+    assert status["no loss is inf or NaN"] == "pass"
+    assert status["gradients reach c_y"] == "pass"
+    assert status["gradients reach LoRA weights"] == "pass"
+    written = json.loads((tmp_path / "run" / "doctor.json").read_text())
+    assert {c["name"] for c in written} == set(status)
+    assert "| check | status |" in doctor.table()
+
+
+def test_doctor_flags_a_nan_and_dead_gradients():
+    from mia_app.attack.doctor import Doctor
+    from mia_app.attack.events import StepEvent
+
+    doctor = Doctor()
+    doctor.on_step(StepEvent(1, 1, 1, 0, [0], {"L_id": float("nan"), "total": 1.0, "grad_norm_c": 0.0}))
+    status = {c.name: c.status for c in doctor.checks()}
+    assert status["no loss is inf or NaN"] == "fail" and status["gradients reach c_y"] == "fail"
+    assert not doctor.ok()

@@ -22,7 +22,6 @@ skdata = pytest.importorskip("skimage.data")
 
 @pytest.fixture(scope="module")
 def model() -> MobileNetV2:
-    torch.set_num_threads(2)
     return load_mobilenet_v2()
 
 
@@ -62,7 +61,7 @@ def test_chelsea_is_a_cat(model):
 def test_preprocess_maps_our_range_to_imagenet_normalisation():
     x = torch.tensor([-1.0, 0.0, 1.0]).view(1, 3, 1, 1).expand(1, 3, 96, 96)
     y = MobileNetV2.preprocess(x)
-    for c, (v, m, s) in enumerate(zip((0.0, 0.5, 1.0), IMAGENET_MEAN, IMAGENET_STD)):
+    for c, (v, m, s) in enumerate(zip((0.0, 0.5, 1.0), IMAGENET_MEAN, IMAGENET_STD, strict=True)):
         assert torch.allclose(y[0, c], torch.full((96, 96), (v - m) / s), atol=1e-6)
     assert MobileNetV2.preprocess(torch.zeros(2, 3, 32, 32)).shape == (2, 3, 96, 96)
     assert MobileNetV2.preprocess(torch.zeros(2, 3, 32, 32), min_size=None).shape == (2, 3, 32, 32)

@@ -10,8 +10,9 @@ from pydantic import Field, field_validator, model_validator
 
 from mia_app.config import FolderConfig, StrictModel, SynthIDConfig
 
-#: Loss names a stage may weight. Scheme terms are added by the schemes issue.
-KNOWN_LOSSES = ("prior", "id", "perc", "cls")
+#: Loss names a stage may weight: the baseline terms, then scheme B3's ``id_contrast`` and scheme C's ``attr`` and
+#: ``div`` (scheme C's hierarchical perception replaces ``perc`` under the same name).
+KNOWN_LOSSES = ("prior", "id", "perc", "cls", "id_contrast", "attr", "div")
 
 
 class SamplerConfig(StrictModel):

@@ -117,6 +117,7 @@ class Inversion:
             total, _, logs = composer(ctx)
             opt.zero_grad(set_to_none=True)
             total.backward()
+            logs.update(self._health(ctx, c_raw, param_groups))
             opt.step()
             with torch.no_grad():
                 p_y = F.softmax(ctx.target_logits(), 1).gather(1, y[:, None]).squeeze(1)
@@ -125,6 +126,23 @@ class Inversion:
             self.cb.on_step(StepEvent(stage, step, scfg.steps, batch, targets, logs, t_conf, time.time() - t0))
             if step % scfg.image_every == 0 or step == scfg.steps or step == 1:
                 self.cb.on_images(ImageEvent(stage, step, batch, targets, x_hat.detach().cpu(), y.cpu()))
+
+    @staticmethod
+    @torch.no_grad()
+    def _health(ctx: AttackContext, c_raw: torch.nn.Parameter, param_groups: list[dict]) -> dict[str, float]:
+        """Doctor readings of this step: gradient norms, embedding norms, cosine range."""
+        out = {"grad_norm_c": c_raw.grad.norm().item() if c_raw.grad is not None else 0.0}
+        lora = [p for g in param_groups for p in g["params"] if p is not c_raw]
+        if lora:
+            out["grad_norm_lora"] = sum(p.grad.norm() ** 2 for p in lora if p.grad is not None) ** 0.5
+            out["grad_norm_lora"] = float(out["grad_norm_lora"])
+        if "id_embedding" in ctx._cache:
+            e = ctx._cache["id_embedding"]
+            cos = (F.normalize(e, dim=1) * F.normalize(ctx.c, dim=1)).sum(1)
+            out.update(emb_norm_max_dev=(e.norm(dim=1) - 1).abs().max().item(), cos_min=cos.min().item(),
+                       cos_max=cos.max().item())
+        out["code_norm_max_dev"] = (ctx.c.norm(dim=1) - 1).abs().max().item()
+        return out
 
     # ---- the whole flow -----------------------------------------------------------------------------
     def attack_batch(self, targets: list[int], batch: int) -> dict[str, torch.Tensor]:

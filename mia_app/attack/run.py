@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from mia_app.attack.config import AttackConfig
+from mia_app.attack.doctor import Doctor
 from mia_app.attack.engine import Inversion
 from mia_app.attack.models import AttackModels
 from mia_app.attack.writer import RunWriter
@@ -36,5 +37,6 @@ def run_attack(
     models = cached_models(cfg)
     bench = load_benchmark(cfg.data)
     writer = RunWriter(out, cfg.candidates)
-    result = Inversion(cfg, models, bench, out, [writer, *(callbacks or [])]).run(targets)
+    doctor = Doctor(out)
+    result = Inversion(cfg, models, bench, out, [writer, doctor, *(callbacks or [])]).run(targets)
     return {k: v for k, v in result.items() if k != "final"} | {"out": str(out)}

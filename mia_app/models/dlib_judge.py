@@ -30,12 +30,13 @@ resize         0.887  0.675  0.43 / 0.55  0.98 / 0.76
 =============  =====  =====  ===========  ====================
 
 The plain resize zooms in past dlib's chip framing, which squeezes every distance below 0.6 (the standard
-threshold then accepts 76 % of impostors); landmarks predicted on a 32 px face are noisy (±7-10 px at
-150 px) and the jittered geometry costs discrimination. The fixed template keeps dlib's framing *and* a
-stable geometry, and being symmetric it commutes with a horizontal flip. Sanity check on a real face: the
-astronaut from ``skimage.data`` cropped to our convention, shrunk to 32 / 64 px, lands at 0.42 / 0.23 from
-her descriptor computed by dlib's full pipeline on the 512 px original (detector + landmarks), against
-0.69 / 0.60 with a plain resize. Faces cropped to a different convention should use ``"landmarks"``.
+threshold then accepts 76 % of impostors); per-image landmarks on blurry 32 px faces spread by 7–10 px (std at
+150 px, pose plus prediction error) and that geometric jitter costs discrimination. The fixed template keeps
+dlib's framing *and* a stable geometry, and being symmetric it commutes with a horizontal flip. Sanity check on
+a real face (``tests/test_dlib_judge.py``): the astronaut from ``skimage.data`` cropped to our convention and
+shrunk to 32 / 64 px lands at 0.41 / 0.27 from her descriptor by dlib's full pipeline on the 512 px original
+(detector + landmarks); ``"landmarks"`` gives 0.39 / 0.51 and ``"resize"`` 0.71 / 0.63. Faces cropped to
+another convention (eyes elsewhere in the frame) should use ``"landmarks"``.
 
 Expected distances on 32 px faces are compressed compared with real photos (blur removes identity cues):
 ``MATCH_THRESHOLD`` = 0.6 is dlib's documented value and is kept for comparability, not re-tuned.
@@ -43,7 +44,7 @@ Expected distances on 32 px faces are compressed compared with real photos (blur
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Literal
 
 import numpy as np
@@ -140,7 +141,7 @@ class DlibJudge:
         x = images.detach().float().cpu()
         if len(x) == 0:
             return np.empty((0, CHIP_SIZE, CHIP_SIZE, 3), dtype=np.uint8)
-        if (x.min() < -1.01 or x.max() > 1.01):
+        if x.min() < -1.01 or x.max() > 1.01:
             # Catches 0–255 or [0, 1] inputs, which would otherwise give plausible-looking garbage descriptors.
             raise ValueError(f"images must be in [-1, 1], got range [{x.min():.3g}, {x.max():.3g}]")
         if x.shape[-1] != CHIP_SIZE:
@@ -175,7 +176,7 @@ class DlibJudge:
     distance = staticmethod(distance)
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_dlib_judge(alignment: Alignment = "template") -> DlibJudge:
     """A shared ``DlibJudge`` per alignment (loading costs ~0.1 s; the instance holds no per-call state)."""
     return DlibJudge(alignment=alignment)

@@ -28,7 +28,7 @@ blocks are left out: on a 32 px face upsampled to 96 px they would be 3×3 and c
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import torch
 import torch.nn.functional as F
@@ -168,7 +168,7 @@ def load_mobilenet_v2_state() -> dict[str, torch.Tensor]:
     return torch.load(asset_path("mobilenet_v2"), map_location="cpu", weights_only=True)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_cached(device: str) -> MobileNetV2:
     model = MobileNetV2()
     model.load_state_dict(load_mobilenet_v2_state(), strict=True)
