@@ -74,6 +74,13 @@ def test_chips_shape_for_every_alignment(faces):
         assert chips.shape == (2, CHIP_SIZE, CHIP_SIZE, 3) and chips.dtype == np.uint8
 
 
+def test_chips_are_rgb_and_span_the_range(judge):
+    # dlib's Python API wants RGB; a silent BGR swap would barely move the descriptors, so check pixels.
+    x = torch.tensor([1.0, -1.0, 0.0]).view(1, 3, 1, 1).expand(1, 3, 32, 32)
+    centre = judge.chips(x)[0, CHIP_SIZE // 2, CHIP_SIZE // 2]
+    assert centre.tolist() == [255, 0, 128]
+
+
 def test_same_image_twice_is_distance_zero_and_batching_is_consistent(judge, faces):
     x = torch.cat([faces["ast32"], faces["cat32"], faces["ast32"]])
     d = judge.describe(x)
