@@ -10,7 +10,8 @@ so there is no detection step. dlib's network expects a 150×150 "face chip" ali
 that chip are implemented (``alignment``):
 
 ``"template"`` (default)
-    Upsample the crop to 150 px, then ``get_face_chip`` with a *fixed* 5-point shape, ``TEMPLATE_5PT``.
+    Upsample the crop to 150 px, then ``get_face_chip`` with a *fixed* 5-point shape, ``TEMPLATE_5PT``
+    (the chip frames a little more than the crop; dlib fills the outside with black).
     The template is the mean of dlib's 5-point predictor over 1,000 SynthID public-pool images (independent
     of the private identities), mirrored to be left/right symmetric, in fractions of the crop side.
 ``"landmarks"``
@@ -29,14 +30,14 @@ landmarks      0.856  0.575  0.54 / 0.66  0.75 / 0.19
 resize         0.887  0.675  0.43 / 0.55  0.98 / 0.76
 =============  =====  =====  ===========  ====================
 
-The plain resize zooms in past dlib's chip framing, which squeezes every distance below 0.6 (the standard
-threshold then accepts 76 % of impostors); per-image landmarks on blurry 32 px faces spread by 7–10 px (std at
-150 px, pose plus prediction error) and that geometric jitter costs discrimination. The fixed template keeps
-dlib's framing *and* a stable geometry, and being symmetric it commutes with a horizontal flip. Sanity check on
+The plain resize zooms in past dlib's chip framing, which squeezes every distance below 0.6 (the standard threshold
+then accepts 76 % of impostors); per-image landmarks on blurry 32 px faces spread by 7–10 px (std at 150 px, pose
+plus prediction error) and that geometric jitter costs discrimination. The fixed template keeps dlib's framing
+*and* a stable geometry, and being symmetric it commutes with a horizontal flip (to half a pixel). Sanity check on
 a real face (``tests/test_dlib_judge.py``): the astronaut from ``skimage.data`` cropped to our convention and
 shrunk to 32 / 64 px lands at 0.41 / 0.27 from her descriptor by dlib's full pipeline on the 512 px original
-(detector + landmarks); ``"landmarks"`` gives 0.39 / 0.51 and ``"resize"`` 0.71 / 0.63. Faces cropped to
-another convention (eyes elsewhere in the frame) should use ``"landmarks"``.
+(detector + landmarks); ``"landmarks"`` gives 0.39 / 0.51 and ``"resize"`` 0.71 / 0.63. Faces cropped to another
+convention (eyes elsewhere in the frame) should use ``"landmarks"``.
 
 Expected distances on 32 px faces are compressed compared with real photos (blur removes identity cues):
 ``MATCH_THRESHOLD`` = 0.6 is dlib's documented value and is kept for comparability, not re-tuned.
@@ -163,7 +164,10 @@ class DlibJudge:
 
     @torch.no_grad()
     def describe(self, images: torch.Tensor) -> torch.Tensor:
-        """Face descriptors: images N×3×H×W (H = W) in [-1, 1] -> N×128 float32 (CPU), about unit norm."""
+        """Face descriptors: images N×3×H×W (H = W) in [-1, 1] -> N×128 float32 (CPU).
+
+        Not L2-normalised (norms are about 1.3–1.5 on SynthID faces): compare with ``distance`` as dlib does.
+        """
         chips = self.chips(images)
         out = np.empty((len(chips), DESCRIPTOR_DIM), dtype=np.float32)
         for lo in range(0, len(chips), self.batch_size):
