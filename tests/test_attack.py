@@ -104,3 +104,31 @@ def test_doctor_flags_a_nan_and_dead_gradients():
     status = {c.name: c.status for c in doctor.checks()}
     assert status["no loss is inf or NaN"] == "fail" and status["gradients reach c_y"] == "fail"
     assert not doctor.ok()
+
+
+@pytest.mark.parametrize("schemes", [{"B3": True}, {"A": True}, {"C": True}, {"D": True},
+                                     {"A": True, "B3": True, "C": True, "D": True}])
+def test_each_scheme_runs_and_logs_its_terms(tmp_path, schemes):
+    from mia_app.attack.doctor import Doctor
+
+    stage2 = {"steps": 2, "lr": 0.01, "weights": {"prior": 1.5, "id": 0.8, "perc": 1.0, "cls": 1.0, "reg": 0.01},
+              "image_every": 1}
+    cfg = tiny_attack_config(tmp_path, schemes=schemes, stage2=stage2)
+    doctor = Doctor()
+    run_attack(cfg, [0, 1], tmp_path / "run", [doctor])
+    logs = [json.loads(line)["logs"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    keys = set().union(*logs)
+    assert ("L_id_contrast" in keys) == schemes.get("B3", False)
+    assert ("L_attr" in keys and "L_div" in keys) == schemes.get("C", False)
+    if schemes.get("D"):
+        assert {"w_prior", "w_id", "w_perc", "w_cls", "s_reg"} <= keys  # stage 2 adds `reg`
+        for rec in logs:
+            w = [v for k, v in rec.items() if k.startswith("w_")]
+            assert abs(sum(w) - 1) < 1e-5
+    assert "L_reg" in keys
+    assert all(c.status != "fail" for c in doctor.checks()), doctor.table()
+
+
+def test_scheme_d_refuses_raw_max_margin(tmp_path):
+    with pytest.raises(ValueError, match="cls_hinge_margin"):
+        tiny_attack_config(tmp_path, schemes={"D": True}, cls_loss="max_margin")

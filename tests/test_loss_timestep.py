@@ -107,7 +107,8 @@ def test_cosine_eps_loss_is_flattened_per_sample():
     flat = eps_distance(eps2, hat2, "cosine")
     per_pixel = 1 - torch.nn.functional.cosine_similarity(eps2, hat2, dim=1).flatten(1).mean(1)
     assert flat.shape == (3,) and not torch.allclose(flat, per_pixel, atol=1e-3)
-    expected = 1 - (eps2.flatten(1) * hat2.flatten(1)).sum(1) / (eps2.flatten(1).norm(dim=1) * hat2.flatten(1).norm(dim=1))
+    a, b = eps2.flatten(1), hat2.flatten(1)
+    expected = 1 - (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))
     torch.testing.assert_close(flat, expected)
 
 

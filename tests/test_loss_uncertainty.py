@@ -124,6 +124,9 @@ def test_errors():
             UncertaintyWeighting(tasks)
     with pytest.raises(ValueError, match="clamp"):
         UncertaintyWeighting(["a"], clamp=(1.0, 4.0))
+    with pytest.raises(ValueError, match="clamp"):
+        UncertaintyWeighting(["a"], clamp=-2.0)
+    assert UncertaintyWeighting(["a"], clamp=3).clamp == (-3.0, 3.0)
     with pytest.raises(ValueError, match="main_lr"):
         uw.param_groups(0.0)
 

@@ -10,9 +10,13 @@ from pydantic import Field, field_validator, model_validator
 
 from mia_app.config import FolderConfig, StrictModel, SynthIDConfig
 
-#: Loss names a stage may weight: the baseline terms, then scheme B3's ``id_contrast`` and scheme C's ``attr`` and
-#: ``div`` (scheme C's hierarchical perception replaces ``perc`` under the same name).
-KNOWN_LOSSES = ("prior", "id", "perc", "cls", "id_contrast", "attr", "div")
+#: Loss names a stage may weight. ``id_contrast`` is scheme B3, ``attr`` / ``div`` scheme C (whose hierarchical
+#: perception replaces ``perc`` under the same name), ``reg`` the stage-2 LoRA weight penalty. A scheme's terms
+#: are only built when the scheme is on.
+KNOWN_LOSSES = ("prior", "id", "perc", "cls", "id_contrast", "attr", "div", "reg")
+
+#: Weights used for a scheme's terms when it is on and the stage does not name them.
+SCHEME_DEFAULT_WEIGHTS = {"id_contrast": 1.0, "attr": 0.5, "div": 0.1}
 
 
 class SamplerConfig(StrictModel):
@@ -42,6 +46,27 @@ class StageConfig(StrictModel):
         return w
 
 
+class SchemesConfig(StrictModel):
+    """The seed's four schemes; each is independent, so an ablation can switch any subset."""
+
+    B3: bool = Field(False, description="contrastive identity loss against a negative bank")
+    A: bool = Field(False, description="timestep-adaptive prior weight and cosine epsilon loss")
+    C: bool = Field(False, description="attributes, bounded diversity, hierarchical perception")
+    D: bool = Field(False, description="uncertainty weighting (Kendall et al. 2018)")
+    contrast_form: Literal["hinge", "arcface"] = "hinge"
+    contrast_margin: float | None = Field(None, description="hinge: 0.4 (cosine gap); arcface: 0.5 rad")
+    contrast_scale: float = Field(64.0, gt=0)
+    bank_size: int = Field(256, ge=1)
+    bank_refresh_every: int = Field(50, ge=1)
+    timestep_schedule: Literal["adaptive", "linear", "cosine"] = "adaptive"
+    prior_form: Literal["mse", "cosine"] = "cosine"
+    diversity_target: float = Field(0.1, gt=0, le=2)
+    logvar_clamp: float = Field(4.0, gt=0)
+
+    def active(self) -> list[str]:
+        return [k for k in ("B3", "A", "C", "D") if getattr(self, k)]
+
+
 class LoraSettings(StrictModel):
     rank: int = Field(4, ge=1, le=256)
     alpha: float = Field(4.0, gt=0)
@@ -59,7 +84,9 @@ class AttackConfig(StrictModel):
     stage1: StageConfig
     stage2: StageConfig
     lora: LoraSettings = Field(default_factory=LoraSettings)
+    schemes: SchemesConfig = Field(default_factory=SchemesConfig)
     cls_loss: Literal["ce", "max_margin"] = "ce"
+    cls_hinge_margin: float | None = Field(None, ge=0, description="max-margin as a hinge (>= 0), needed by D")
     init_top_k: int = Field(8, ge=1, description="public images (top-k by T's softmax) averaged into c_y^0")
     candidates: int = Field(4, ge=1, le=256, description="candidates (public sources) per identity")
     keep: int = Field(2, ge=1, description="final selection: best candidates by T's confidence")
@@ -72,6 +99,11 @@ class AttackConfig(StrictModel):
     def _keep_le_candidates(self) -> AttackConfig:
         if self.keep > self.candidates:
             raise ValueError(f"keep ({self.keep}) cannot exceed candidates ({self.candidates})")
+        if self.schemes.D and self.cls_loss == "max_margin" and self.cls_hinge_margin is None:
+            # Uncertainty weighting assumes L_i >= 0; a raw max-margin loss would let s_i run away.
+            raise ValueError("scheme D needs a non-negative cls: set cls_hinge_margin (e.g. 1.0) or cls_loss: ce")
+        if self.stage1.weights.get("reg", 0) > 0:
+            raise ValueError("'reg' penalises the LoRA weights, which only exist in stage 2")
         return self
 
     @classmethod

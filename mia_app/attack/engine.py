@@ -47,7 +47,7 @@ class Inversion:
         self.cb = CallbackList(callbacks or [BaseCallback()])
         self.device = models.device
         self._public_probs: torch.Tensor | None = None
-        self._prior_pool: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._prior_pool: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     # ---- select -------------------------------------------------------------------------------------
     def public_probs(self) -> torch.Tensor:
@@ -55,16 +55,23 @@ class Inversion:
             self._public_probs = softmax_over_pool(self.models.target, self.bench.public.images, self.device)
         return self._public_probs
 
-    def prior_pool(self, size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-        """A fixed subset of public images with their own codes, for stage 2's prior preservation."""
+    def prior_pool(self, size: int = 256, with_ids: bool = False):
+        """A fixed subset of public images with their own codes (and public identity ids): stage 2's prior
+        preservation data and scheme B3's public negatives."""
         if self._prior_pool is None:
             g = torch.Generator().manual_seed(self.cfg.seed + 7)
             idx = torch.randperm(len(self.bench.public), generator=g)[: min(size, len(self.bench.public))]
             x = self.bench.public.as_float(idx).to(self.device)
             with torch.no_grad():
                 c = torch.cat([self.models.id_encoder(x[i : i + 64]) for i in range(0, len(x), 64)])
-            self._prior_pool = (x, c)
-        return self._prior_pool
+            self._prior_pool = (x, c, self.bench.public.labels[idx].to(self.device))
+        return self._prior_pool if with_ids else self._prior_pool[:2]
+
+    def _negative_bank(self, batch: int):
+        from mia_app.losses.contrastive import NegativeBank
+
+        s = self.cfg.schemes
+        return NegativeBank(s.bank_size, s.bank_refresh_every, seed=self.cfg.seed * 1000 + batch).to(self.device)
 
     def select_initial(self, targets: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(c0: B×128, x_src: (B·n)×3×R×R, y: B·n) from T's pseudo-labels of the public pool."""
@@ -93,8 +100,10 @@ class Inversion:
         targets: list[int],
         batch: int,
     ) -> None:
-        composer = build_composer(self.cfg, stage, scfg)
-        extra_groups = composer.param_groups(scfg.lr) if hasattr(composer, "param_groups") else []
+        bank = self._negative_bank(batch) if self.cfg.schemes.B3 else None
+        composer = build_composer(self.cfg, stage, scfg, bank)
+        extra_groups = composer.param_groups(scfg.lr)
+        lora_params = [p for g in param_groups for p in g["params"] if p is not c_raw]
         if not param_groups + extra_groups or scfg.steps == 0:
             return
         opt = torch.optim.Adam(param_groups + extra_groups)
@@ -108,7 +117,11 @@ class Inversion:
             x_hat = sdedit_sample(prior, x_src, c, self.cfg.sampler.strength, self.cfg.sampler.num_steps,
                                   self.cfg.sampler.guidance, noise=noise,
                                   gradient_checkpointing=self.cfg.sampler.gradient_checkpointing)
-            extras: dict[str, Any] = {"generator": gen, "targets": targets}
+            extras: dict[str, Any] = {"generator": gen, "targets": targets, "lora_params": lora_params}
+            if bank is not None:
+                x_pool, c_pool, pool_ids = self.prior_pool(with_ids=True)
+                bank.refresh(step, codes=F.normalize(c_raw.detach(), dim=1), code_labels=torch.tensor(targets),
+                             public_embeddings=c_pool, public_labels=pool_ids)
             if stage == 2:
                 x_pool, c_pool = self.prior_pool()
                 pick = torch.randint(0, len(x_pool), (self.cfg.prior_batch,), generator=gen)

@@ -17,6 +17,8 @@ COMMANDS = {
     "evaluate": "mia_app.cli.evaluate",
     "doctor": "mia_app.cli.doctor",
     "report": "mia_app.cli.report",
+    "worker": "mia_app.cli.worker",
+    "serve": "mia_app.cli.serve",
 }
 
 

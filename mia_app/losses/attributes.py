@@ -40,7 +40,7 @@ import importlib.util
 import math
 import pickle
 from collections.abc import Mapping
-from functools import lru_cache
+from functools import cache
 from typing import Literal
 
 import torch
@@ -185,7 +185,7 @@ def _load_tddfa_stats() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.as_tensor(stats["mean"]), torch.as_tensor(stats["std"])
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_cached(device: str) -> AttributePredictors:
     from mia_app.models.onnx_torch import OnnxModule
 

@@ -28,6 +28,10 @@ class LossComposer(nn.Module):
         #: Optional adaptive weighting (scheme D): called as weighting({name: scalar}) -> (total, logs).
         self.weighting = weighting
 
+    def param_groups(self, main_lr: float) -> list[dict]:
+        """Extra optimiser groups (scheme D's log-variances, at 0.1× the main rate)."""
+        return self.weighting.param_groups(main_lr) if self.weighting is not None else []
+
     def forward(self, ctx: AttackContext) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
         """Returns (total scalar, per-sample weighted total N, logs {"L_<name>": mean, "total": ...})."""
         n = len(ctx.x_hat)

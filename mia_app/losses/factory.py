@@ -1,28 +1,62 @@
-"""Build the loss composer of one stage from the attack config: the one place terms are chosen."""
+"""Build the loss composer of one stage from the attack config: the one place terms are chosen.
+
+baseline: prior, id, perc, cls (+ reg in stage 2 if weighted)
+B3: + id_contrast (negative bank)       A: prior -> cosine eps loss × w(t)
+C: perc -> hierarchical (0.2/0.5/0.3), + attr, + div        D: uncertainty weighting of all active terms
+"""
 
 from __future__ import annotations
 
-from mia_app.attack.config import AttackConfig, StageConfig
+from mia_app.attack.config import SCHEME_DEFAULT_WEIGHTS, AttackConfig, StageConfig
+from mia_app.losses.attributes import AttributeLoss, DiversityLoss, HierarchicalPerceptionLoss
 from mia_app.losses.base import LossTerm
 from mia_app.losses.classification import CrossEntropyClsLoss, MaxMarginClsLoss
 from mia_app.losses.composer import LossComposer
+from mia_app.losses.contrastive import ContrastiveIdentityLoss, NegativeBank
 from mia_app.losses.identity import IdentityCosineLoss
 from mia_app.losses.perceptual import PerceptualLoss
 from mia_app.losses.prior import PriorPreservationLoss, PriorScoreLoss
+from mia_app.losses.regularization import LoraWeightPenalty
+from mia_app.losses.timestep import timestep_weight
+from mia_app.losses.uncertainty import UncertaintyWeighting
 
 
-def build_terms(cfg: AttackConfig, stage: int, scfg: StageConfig) -> list[LossTerm]:
-    cls_term = CrossEntropyClsLoss() if cfg.cls_loss == "ce" else MaxMarginClsLoss()
-    prior_term = PriorScoreLoss() if stage == 1 else PriorPreservationLoss()
-    terms: dict[str, LossTerm] = {
-        "cls": cls_term,
-        "id": IdentityCosineLoss(),
-        "perc": PerceptualLoss(),
-        "prior": prior_term,
+def stage_weights(cfg: AttackConfig, scfg: StageConfig) -> dict[str, float]:
+    """The stage's weights restricted to active terms, with scheme defaults filled in."""
+    s = cfg.schemes
+    scheme_terms = {"id_contrast": s.B3, "attr": s.C, "div": s.C}
+    weights = {k: v for k, v in scfg.weights.items() if scheme_terms.get(k, True)}
+    for name, on in scheme_terms.items():
+        if on and name not in weights:
+            weights[name] = SCHEME_DEFAULT_WEIGHTS[name]
+    # A zero weight is "off": dropping it keeps D's task set to terms that actually train.
+    return {k: v for k, v in weights.items() if v > 0}
+
+
+def build_terms(cfg: AttackConfig, stage: int, names: list[str], bank: NegativeBank | None) -> list[LossTerm]:
+    s = cfg.schemes
+    prior_kwargs = {"form": s.prior_form, "timestep_weight": timestep_weight(s.timestep_schedule)} if s.A else {}
+    factories = {
+        "prior": lambda: (PriorScoreLoss if stage == 1 else PriorPreservationLoss)(**prior_kwargs),
+        "id": IdentityCosineLoss,
+        "perc": HierarchicalPerceptionLoss if s.C else PerceptualLoss,
+        "cls": lambda: CrossEntropyClsLoss() if cfg.cls_loss == "ce" else MaxMarginClsLoss(cfg.cls_hinge_margin),
+        "id_contrast": lambda: ContrastiveIdentityLoss(s.contrast_form, s.contrast_margin, s.contrast_scale, bank),
+        "attr": AttributeLoss,
+        "div": lambda: DiversityLoss(s.diversity_target),
+        "reg": LoraWeightPenalty,
     }
-    return [terms[name] for name in scfg.weights if scfg.weights[name] > 0 or name in terms]
+    return [factories[name]() for name in names]
 
 
-def build_composer(cfg: AttackConfig, stage: int, scfg: StageConfig) -> LossComposer:
-    terms = [t for t in build_terms(cfg, stage, scfg) if t.name in scfg.weights]
-    return LossComposer(terms, scfg.weights)
+def build_composer(cfg: AttackConfig, stage: int, scfg: StageConfig, bank: NegativeBank | None = None) -> LossComposer:
+    weights = stage_weights(cfg, scfg)
+    if stage == 1:
+        weights.pop("reg", None)
+    terms = build_terms(cfg, stage, list(weights), bank)
+    weighting = None
+    if cfg.schemes.D:
+        # One instance per stage: each stage has its own task set (stage 2 may add `reg`).
+        weighting = UncertaintyWeighting(list(weights), clamp=cfg.schemes.logvar_clamp)
+        weighting.check_terms(terms)
+    return LossComposer(terms, weights, weighting)

@@ -49,14 +49,15 @@ class UncertaintyWeighting(nn.Module):
 
     Args:
         tasks: the stage's loss names (unique, identifier-like), e.g. ``["prior", "id", "perc", "cls", "reg"]``.
-        clamp: (lo, hi) bounds of every s_i, lo < 0 < hi.
+        clamp: (lo, hi) bounds of every s_i, lo < 0 < hi; a single number c means (-c, c) (the doctor's
+            ``logvar_clamp`` convention).
         use_static_weights: multiply each task by the composer's static λ_i (see the module docstring).
     """
 
     def __init__(
         self,
         tasks: Sequence[str],
-        clamp: tuple[float, float] = (-4.0, 4.0),
+        clamp: float | tuple[float, float] = (-4.0, 4.0),
         use_static_weights: bool = True,
     ):
         super().__init__()
@@ -68,6 +69,8 @@ class UncertaintyWeighting(nn.Module):
         bad = [t for t in tasks if not isinstance(t, str) or not _TASK_NAME.match(t)]
         if bad:
             raise ValueError(f"task names must be identifiers (they key a ParameterDict), got {bad}")
+        if isinstance(clamp, (int, float)):
+            clamp = (-float(clamp), float(clamp))
         lo, hi = float(clamp[0]), float(clamp[1])
         if not (math.isfinite(lo) and math.isfinite(hi) and lo < 0 < hi):
             raise ValueError(f"clamp must be finite with lo < 0 < hi (s_i starts at 0), got {clamp}")

@@ -45,6 +45,10 @@ def ddim_step(
     a_t, a_prev = _alpha_bar(alphas_cumprod, t), _alpha_bar(alphas_cumprod, t_prev)
     eps = prior.guided(x_t, t.clamp(min=0), c, guidance)
     x0_hat = (x_t - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+    # Clip x0_hat to the data range, as diffusers' DDIM does (clip_sample): at high noise 1/sqrt(alpha_bar)
+    # amplifies any eps error. Straight-through, so pixels outside the range still pass gradients back.
+    x0_hat = x0_hat + (x0_hat.clamp(-1, 1) - x0_hat).detach()
+    eps = (x_t - a_t.sqrt() * x0_hat) / (1 - a_t).sqrt()
     return a_prev.sqrt() * x0_hat + (1 - a_prev).sqrt() * eps
 
 

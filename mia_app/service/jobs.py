@@ -1,0 +1,61 @@
+"""What a worker does with each kind of job.
+
+- ``attack``: ``run_attack`` in the worker's process (models stay cached between jobs), with live events.
+- ``cli``: a ``python -m mia_app <argv>`` subprocess (evaluation, ablation); its output goes to a log file
+  and cancelling terminates it.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from mia_app.service.progress import StoreProgress
+from mia_app.service.store import Job, JobStore
+
+KINDS = ("attack", "cli")
+
+
+class JobStopped(RuntimeError):
+    """A ``cli`` job was stopped on request (the counterpart of the engine's AttackCancelled)."""
+
+
+def attack_total_steps(config: dict, n_targets: int) -> int:
+    batches = math.ceil(n_targets / config["identities_per_batch"])
+    return batches * (config["stage1"]["steps"] + config["stage2"]["steps"])
+
+
+def run_attack_job(job: Job, store: JobStore, stopping: Callable[[], bool]) -> None:
+    from mia_app.attack.config import AttackConfig
+    from mia_app.attack.run import run_attack
+
+    cfg = AttackConfig.model_validate(job.config)  # validated again: the store is a trust boundary
+    store.set_total_steps(job.id, attack_total_steps(cfg.model_dump(), len(job.targets)))
+    run_attack(cfg, job.targets, job.run_dir, [StoreProgress(store, job.id, Path(job.run_dir), stopping)])
+
+
+def run_cli_job(job: Job, store: JobStore, stopping: Callable[[], bool]) -> None:
+    argv = [str(a) for a in job.config["argv"]]
+    log = Path(job.config.get("log") or Path(job.run_dir) / "job.log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "mia_app", *argv], stdout=out, stderr=subprocess.STDOUT)
+        while proc.poll() is None:
+            if stopping() or store.cancel_requested(job.id):
+                proc.terminate()
+                proc.wait(timeout=30)
+                raise JobStopped(f"`{' '.join(argv)}` stopped")
+            time.sleep(0.5)
+    if proc.returncode != 0:
+        tail = log.read_text().strip().splitlines()[-3:]
+        raise RuntimeError(f"`mia_app {' '.join(argv)}` exited with {proc.returncode}: {' | '.join(tail)}")
+
+
+RUNNERS: dict[str, Callable[[Job, JobStore, Callable[[], bool]], None]] = {
+    "attack": run_attack_job,
+    "cli": run_cli_job,
+}

@@ -1,0 +1,110 @@
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from mia_app.service.store import JobStore
+from mia_app.service.worker import JobWorker
+from tests.helpers import tiny_attack_config
+
+
+def _store(tmp_path) -> JobStore:
+    return JobStore(tmp_path / "jobs.sqlite", tmp_path / "runs")
+
+
+def _submit(store: JobStore, tmp_path: Path, targets=(0,), **overrides):
+    cfg = tiny_attack_config(tmp_path, **overrides)
+    return store.submit("attack", cfg.name, cfg.model_dump(mode="json"), list(targets))
+
+
+def _wait(predicate, timeout: float, what: str):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def _long(steps: int = 1000) -> dict:
+    return {"stage1": {"steps": steps, "weights": {"id": 1.0, "cls": 1.0}, "image_every": 1}}
+
+
+def test_worker_runs_an_attack_and_mirrors_it_into_the_store(tmp_path):
+    store = _store(tmp_path)
+    job = _submit(store, tmp_path)
+    done = JobWorker(store).run_one()
+    assert (done.id, done.status, done.error) == (job.id, "done", None)
+    assert (done.total_steps, done.done_steps) == (4, 4)  # one batch × (2 + 2) steps
+    steps = [d for _, d in store.events(job.id)]
+    assert [(d["stage"], d["step"]) for d in steps] == [(1, 1), (1, 2), (2, 1), (2, 2)]
+    assert {"L_id", "total", "T_conf"} <= set(steps[0]["logs"])
+    images = [d["path"] for _, d in store.events(job.id, "images")]
+    assert images and all((Path(job.run_dir) / p).is_file() for p in images)
+    assert (Path(job.run_dir) / "summary.json").is_file() and (Path(job.run_dir) / "doctor.json").is_file()
+
+
+def test_a_failing_job_is_marked_failed_and_the_worker_goes_on(tmp_path):
+    store = _store(tmp_path)
+    bad = _submit(store, tmp_path, targets=[99])  # the tiny benchmark has 4 classes
+    good = _submit(store, tmp_path)
+    JobWorker(store).serve(exit_when_idle=True)
+    failed = store.get(bad.id)
+    assert failed.status == "failed" and failed.error.startswith("ValueError: targets must be")
+    assert "Traceback" in (Path(bad.run_dir) / "error.log").read_text()
+    assert store.get(good.id).status == "done"
+
+
+def test_cancel_takes_effect_within_one_step(tmp_path):
+    store = _store(tmp_path)
+    job = _submit(store, tmp_path, **_long(200))
+    worker = JobWorker(store)
+    thread = threading.Thread(target=worker.run_one)
+    thread.start()
+    _wait(lambda: store.get(job.id).done_steps >= 2, 120, "two steps")
+    assert store.cancel(job.id) == "cancel requested"
+    at_cancel = store.get(job.id).done_steps
+    thread.join(timeout=60)
+    got = store.get(job.id)
+    assert (got.status, got.error) == ("cancelled", "cancelled on request")
+    assert got.done_steps <= at_cancel + 1, "more than one step ran after the cancel request"
+
+
+def _spawn_worker(store: JobStore) -> subprocess.Popen:
+    env = {**os.environ, "MIA_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "mia_app", "worker", "--db", str(store.db), "--runs",
+                             str(store.runs_root), "--poll", "0.2"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def test_sigterm_interrupts_and_a_killed_workers_job_is_interrupted_on_restart(tmp_path):
+    store = _store(tmp_path)
+    # SIGTERM: the worker stops within a step, marks its job interrupted and exits cleanly.
+    first = _submit(store, tmp_path, **_long())
+    proc = _spawn_worker(store)
+    _wait(lambda: store.get(first.id).done_steps >= 1, 120, "the worker's first step")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    assert store.get(first.id).status == "interrupted"
+    assert "SIGTERM" in store.get(first.id).error
+
+    # SIGKILL: nothing runs in the worker, the job stays `running` until the next worker starts.
+    second = _submit(store, tmp_path, **_long())
+    proc = _spawn_worker(store)
+    _wait(lambda: store.get(second.id).done_steps >= 1, 120, "the worker's first step")
+    proc.kill()
+    proc.wait(timeout=30)
+    proc.stderr.close()
+    assert store.get(second.id).status == "running"
+    third = _submit(store, tmp_path)
+    restarted = JobWorker(store)
+    restarted.start()
+    try:
+        got = store.get(second.id)
+        assert got.status == "interrupted" and "died" in got.error
+        assert restarted.run_one().id == third.id and store.get(third.id).status == "done"
+    finally:
+        restarted.stop()
