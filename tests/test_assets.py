@@ -40,6 +40,7 @@ def test_unknown_asset_name():
 
 
 def test_corrupt_shipped_checkpoint_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "assets").mkdir()
     ckpt = save_tiny_target(tmp_path / "assets" / "t.safetensors")
     monkeypatch.setattr(assets, "REPO_ROOT", tmp_path)
     monkeypatch.setattr(assets, "MANIFEST_PATH", tmp_path / "assets" / "manifest.json")

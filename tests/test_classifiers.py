@@ -50,9 +50,9 @@ def test_augment_keeps_shape_and_range():
 
 
 def test_tiny_training_run_learns(tiny_synthid, tmp_path):
-    cfg = ClassifierTrainConfig(role="target", width=8, epochs=8, batch_size=8, lr=0.05,
+    cfg = ClassifierTrainConfig(role="target", width=8, epochs=20, batch_size=8, lr=0.05, label_smoothing=0.0,
                                 data=tiny_synthid.model_copy(update={"sigma": 0.2, "train_per_id": 6}))
     report = train_classifier(cfg, tmp_path / "t.safetensors")
-    assert report["train_acc"] > 0.5  # 4 classes: chance is 0.25
+    assert report["train_acc"] >= 0.75  # 4 classes: chance is 0.25
     model, meta = load_classifier(tmp_path / "t.safetensors")
     assert meta["role"] == "target" and meta["arch"] == "vgg"
