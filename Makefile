@@ -21,10 +21,14 @@ $(VENV)/.dev: $(VENV)/.deps requirements-dev.txt
 	$(PIP) install -q -c constraints.txt -r requirements-dev.txt
 	touch $@
 
+# The dashboard on http://127.0.0.1:7860; it starts its own background worker.
 demo: $(VENV)/.deps
-	$(PY) -m mia_app report
+	$(PY) app.py
 
+# The browser test drives Debian's Chromium; without apt (or root) it is not installed and that test skips.
 test: $(VENV)/.dev
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) \
+		|| echo "chromium could not be installed: the browser test will be skipped"
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.dev

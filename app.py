@@ -1,25 +1,10 @@
-"""Entry point of the hosted demo. The Gradio dashboard lands with the dashboard issue; until then this
-prints how to drive the lab from the command line."""
+"""Entry point of the dashboard (`make demo`, the hosted image): serves http://127.0.0.1:7860.
 
-from __future__ import annotations
-
-import sys
-
-USAGE = """mia_app: diffusion-prior model inversion attacks on face classifiers.
-
-The dashboard is not built yet. Use the CLI:
-
-  python -m mia_app report                      benchmark splits and the shipped T / E accuracies
-  python -m mia_app attack --config configs/attack/cpu-quick.yaml --targets 0 --out runs/quick
-  python -m mia_app evaluate --run runs/quick   E-judged success of a run
-  python -m mia_app --help                      every command
+Settings come from MIA_* environment variables (see mia_app/dashboard/settings.py); `python -m mia_app serve`
+does the same.
 """
 
-
-def main() -> int:
-    print(USAGE)
-    return 0
-
+from mia_app.dashboard.server import serve
 
 if __name__ == "__main__":
-    sys.exit(main())
+    serve()

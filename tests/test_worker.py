@@ -108,3 +108,13 @@ def test_sigterm_interrupts_and_a_killed_workers_job_is_interrupted_on_restart(t
         assert restarted.run_one().id == third.id and store.get(third.id).status == "done"
     finally:
         restarted.stop()
+
+
+def test_a_cli_job_that_fails_reports_the_command_output(tmp_path):
+    store = _store(tmp_path)
+    missing = tmp_path / "runs" / "not-a-run"
+    job = store.submit("cli", "evaluate", {"argv": ["evaluate", "--run", str(missing)]}, [], run_dir=missing)
+    JobWorker(store).run_one()
+    got = store.get(job.id)
+    assert got.status == "failed" and "exited with 2" in got.error and "no final images" in got.error
+    assert (missing / "job.log").is_file()

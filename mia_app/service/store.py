@@ -253,8 +253,10 @@ class JobStore:
             raise
 
     def add_images(self, job_id: int, stage: int, step: int, batch: int, path: str) -> None:
-        self.conn.execute("INSERT INTO events (job_id, kind, stage, step, batch, data) VALUES (?, 'images', ?, ?, ?, ?)",
-                          (job_id, stage, step, batch, json.dumps({"path": path})))
+        self.conn.execute(
+            "INSERT INTO events (job_id, kind, stage, step, batch, data) VALUES (?, 'images', ?, ?, ?, ?)",
+            (job_id, stage, step, batch, json.dumps({"path": path})),
+        )
 
     def events(self, job_id: int, kind: str = "step", after_id: int = 0) -> list[tuple[int, dict[str, Any]]]:
         """(event id, data) in emission order, only those after ``after_id`` (incremental polling)."""

@@ -66,6 +66,7 @@ class JobWorker:
         finally:
             self._stop.set()
             self.store.stop_worker(self.id)
+            log.info("worker %s stopped", self.id)
 
     # ---- one job --------------------------------------------------------------------------------------------
     def run_one(self) -> Job | None:

@@ -1,0 +1,116 @@
+"""The Ablation tab: browse finished ablations (``results/ablation-*/``: table.md + figures) and launch one
+from an ablation config, as a worker job running ``python -m mia_app ablate`` (resumable: a relaunch skips
+the finished cells)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import gradio as gr
+
+from mia_app.dashboard.context import DashboardContext
+
+NO_ABLATIONS = ("No ablations yet: run `python -m mia_app ablate --config configs/ablation/<name>.yaml` (or launch "
+                "one below); its folder `results/ablation-<name>/` shows up here.")
+
+
+def ablation_available() -> bool:
+    from mia_app.cli import COMMANDS
+
+    return "ablate" in COMMANDS and importlib.util.find_spec("mia_app.ablation") is not None
+
+
+def list_ablations(results: Path) -> list[Path]:
+    if not Path(results).is_dir():
+        return []
+    return sorted((p for p in Path(results).glob("ablation-*") if p.is_dir()), key=lambda p: p.name, reverse=True)
+
+
+def show_ablation(folder: Path) -> tuple[str, list[tuple[str, str]]]:
+    table = folder / "table.md"
+    text = table.read_text() if table.is_file() else f"`{folder.name}` has no table.md yet (still running?)"
+    figures = [(str(p), p.name) for p in sorted(folder.glob("*.png"))]
+    return text, figures
+
+
+def ablation_configs(folder: Path) -> dict[str, Path]:
+    return {p.stem: p for p in sorted(Path(folder).glob("*.yaml"))}
+
+
+def queue_ablation(ctx: DashboardContext, config: Path, session: str | None) -> str:
+    """Validate the config, refuse a second job on the same folder, queue the CLI job; returns a message."""
+    from pydantic import ValidationError
+
+    from mia_app.ablation.config import AblationConfig
+    from mia_app.dashboard.submission import LaunchError, explain
+
+    try:
+        acfg = AblationConfig.from_yaml(config)
+    except ValidationError as err:
+        raise LaunchError(f"{config.name} is invalid: {explain(err)}") from err
+    out = ctx.settings.results / f"ablation-{acfg.name}"
+    busy = [j.id for j in ctx.store.jobs(statuses=("queued", "running")) if j.run_dir == str(out)]
+    if busy:
+        raise LaunchError(f"job {busy[0]} is already running this ablation into {out}")
+    argv = ["ablate", "--config", str(config), "--out", str(out), "--quiet"]
+    job = ctx.store.submit("cli", f"ablation-{acfg.name}", {"argv": argv}, [], session, run_dir=out)
+    ctx.supervisor.ensure()
+    return f"queued ablation job {job.id} → `{out}` (progress in the Jobs tab; log in `{out}/job.log`)"
+
+
+def build_ablation_tab(ctx: DashboardContext, demo: gr.Blocks) -> None:
+    results = ctx.settings.results
+    intro = gr.Markdown(elem_id="ablation-intro")
+    with gr.Row():
+        chosen = gr.Dropdown(label="Ablation", choices=[], scale=4)
+        refresh_btn = gr.Button("↻ Refresh", scale=1)
+    table = gr.Markdown()
+    figures = gr.Gallery(label="Figures", columns=2, height=360, object_fit="contain")
+    configs = ablation_configs(ctx.settings.ablations)
+    available = ablation_available() and bool(configs) and not ctx.settings.hosted
+    with gr.Accordion("Launch an ablation", open=False):
+        if ctx.settings.hosted:
+            gr.Markdown("Ablations run many attacks; launching them is disabled on a hosted server.")
+        elif not ablation_available():
+            gr.Markdown("The ablation runner (`mia_app.ablation`, `python -m mia_app ablate`) is not part of this "
+                        "installation, so launching is disabled.")
+        elif not configs:
+            gr.Markdown(f"No ablation configs in `{ctx.settings.ablations}`: add one (an AblationConfig YAML).")
+        with gr.Row():
+            config = gr.Dropdown(list(configs), value=next(iter(configs), None), label="Ablation config",
+                                 interactive=available, scale=3)
+            launch = gr.Button("Launch ablation", variant="primary", interactive=available, scale=1)
+        message = gr.Markdown()
+
+    def refresh(current: str | None):
+        folders = list_ablations(results)
+        if not folders:
+            hidden = gr.update(value=None, choices=[], visible=False)
+            return NO_ABLATIONS, hidden, "", gr.update(value=[], visible=False)
+        names = [p.name for p in folders]
+        name = current if current in names else names[0]
+        text, figs = show_ablation(results / name)
+        return (f"{len(names)} ablation(s) in `{results}`.", gr.update(choices=names, value=name, visible=True), text,
+                gr.update(value=figs, visible=True))
+
+    def select(name: str | None):
+        if not name:
+            return "", []
+        return show_ablation(results / name)
+
+    def start(name: str | None, request: gr.Request):
+        from mia_app.dashboard.submission import LaunchError
+
+        found = ablation_configs(ctx.settings.ablations)
+        if name not in found:
+            return "⚠️ choose an ablation config"
+        try:
+            return queue_ablation(ctx, found[name], ctx.session(request))
+        except (LaunchError, FileNotFoundError) as err:
+            gr.Warning(str(err))
+            return f"⚠️ {err}"
+
+    gr.on([refresh_btn.click, demo.load], refresh, [chosen], [intro, chosen, table, figures])
+    chosen.select(select, [chosen], [table, figures])
+    launch.click(start, [config], [message])

@@ -1,0 +1,170 @@
+"""The Attack tab: pick identities, a preset, schemes and weights; launch; watch the job live."""
+
+from __future__ import annotations
+
+import logging
+
+import gradio as gr
+from pydantic import ValidationError
+
+from mia_app.attack.config import SCHEME_DEFAULT_WEIGHTS
+from mia_app.dashboard.context import DashboardContext
+from mia_app.dashboard.form import FieldSpec
+from mia_app.dashboard.identities import identities
+from mia_app.dashboard.live_panel import LivePanel, build_live_panel, job_choices
+from mia_app.dashboard.presets import default_preset, load_preset, missing_models
+from mia_app.dashboard.submission import LaunchError, explain, submit_attack
+from mia_app.dashboard.widgets import widget
+
+log = logging.getLogger("mia_app.dashboard")
+PRIVATE_LABEL = "private reference (demo mode only)"
+
+
+class AttackTab:
+    def __init__(self, ctx: DashboardContext):
+        self.ctx = ctx
+        self.form = ctx.form
+        self.widgets: dict[FieldSpec, gr.components.Component] = {}
+        self.live: LivePanel | None = None
+
+    # ---- layout -----------------------------------------------------------------------------------------
+    def build(self) -> None:
+        presets = self.ctx.presets()
+        chosen = default_preset(presets, self.ctx.settings.default_preset)
+        self.initial = self._initial_values(chosen)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=380):
+                self.banner = gr.Markdown(elem_id="attack-banner")
+                self.preset = gr.Dropdown(list(presets), value=chosen, label="Preset",
+                                          info=f"YAML attack configs in {self.ctx.settings.presets}", elem_id="preset")
+                with gr.Row():
+                    self.targets = gr.Textbox("0", label="Target classes", info="e.g. 0 · 0,3,7 · 0-9",
+                                              elem_id="targets")
+                    self.run_name = gr.Textbox(label="Run name", placeholder="defaults to the preset's name")
+                self._picker()
+                self._form_widgets()
+                # Handlers take and return values in form.specs order, whatever the visual layout.
+                self.fields = [self.widgets[s] for s in self.form.specs]
+                self.upload = gr.File(label="Custom target classifier T (optional, .safetensors only)",
+                                      file_types=[".safetensors"], type="filepath", height=90)
+                self.launch = gr.Button("Launch", variant="primary", elem_id="launch")
+                self.status = gr.Markdown(elem_id="launch-status")
+            with gr.Column(scale=3, min_width=480):
+                self.live = build_live_panel(self.ctx)
+
+    def _picker(self) -> None:
+        demo = self.ctx.settings.demo
+        label = f"Target identities: click one to attack it ({PRIVATE_LABEL})" if demo else "Target identities"
+        self.picker = gr.Gallery(label=label, columns=10, fit_columns=False, height=220, allow_preview=False,
+                                 object_fit="contain", visible=demo, elem_id="picker", elem_classes=["pixelated"])
+        self.picker_note = gr.Markdown()
+        self.references = gr.Gallery(label=f"Selected class: {PRIVATE_LABEL}", columns=6, fit_columns=False,
+                                     height=120, allow_preview=False, visible=False, elem_id="references",
+                                     elem_classes=["pixelated"])
+
+    def _form_widgets(self) -> None:
+        f = self.form
+        with gr.Accordion("Schemes", open=True):
+            if f.toggles:
+                with gr.Row():
+                    self._add(f.toggles, lambda s, v: widget(s, v, min_width=140))
+                with gr.Accordion("Scheme parameters", open=False):
+                    self._add(f.scheme_params, lambda s, v: widget(s, v))
+            else:
+                gr.Markdown("This version of the attack config has no `schemes` section: baseline attack only.")
+        with gr.Accordion("Steps and loss weights", open=True):
+            with gr.Row():
+                self._add(f.steps, lambda s, v: widget(s, v, label=f"{s.path[0]} steps", info=self._steps_info()))
+            defaults = ", ".join(f"{k} {v}" for k, v in SCHEME_DEFAULT_WEIGHTS.items())
+            gr.Markdown(f"Weight 0 turns a term off; a scheme's own term left at 0 takes its default ({defaults}) "
+                        "when the scheme is on.")
+            with gr.Row():
+                for stage in (1, 2):
+                    with gr.Column(min_width=160):
+                        gr.Markdown(f"**Stage {stage}** ({'embedding c_y' if stage == 1 else 'LoRA'})")
+                        specs = [s for s in f.weights if s.path[0] == f"stage{stage}"]
+                        self._add(specs, lambda s, v: widget(s, v, label=f"λ {s.label}", minimum=0))
+        with gr.Accordion("Advanced", open=False):
+            self._add(f.advanced, lambda s, v: widget(s, v, label=".".join(s.path)))
+
+    def _add(self, specs: list[FieldSpec], make) -> None:
+        for spec in specs:
+            self.widgets[spec] = make(spec, self.initial.get(spec))
+
+    def _initial_values(self, preset: str | None) -> dict[FieldSpec, object]:
+        """The default preset's values, so the form is right before the page's load event refreshes it."""
+        try:
+            cfg = load_preset(self.ctx.presets()[preset]) if preset else None
+        except (KeyError, ValueError):  # an invalid preset: empty widgets, on_preset explains on load
+            return {}
+        return dict(zip(self.form.specs, self.form.values_from(cfg), strict=True)) if cfg else {}
+
+    def _steps_info(self) -> str | None:
+        cap = self.ctx.settings.max_steps
+        return f"at most {cap} on this server" if cap else None
+
+    # ---- events -----------------------------------------------------------------------------------------
+    def wire(self, demo: gr.Blocks) -> None:
+        preset_outputs = [*self.fields, self.picker, self.picker_note, self.references, self.banner]
+        self.preset.change(self.on_preset, [self.preset], preset_outputs)
+        demo.load(self.on_preset, [self.preset], preset_outputs)
+        self.picker.select(self.on_pick, [self.preset], [self.targets, self.references])
+        inputs = {self.preset, self.targets, self.run_name, self.upload, *self.fields}
+        self.launch.click(self.on_launch, inputs, [self.status, self.live.watch])
+
+    def on_preset(self, name: str | None):
+        presets = self.ctx.presets()
+        if not name or name not in presets:
+            msg = f"No attack presets in `{self.ctx.settings.presets}`: add a YAML AttackConfig there."
+            return *[gr.skip()] * len(self.fields), [], msg, gr.update(visible=False), f"⚠️ {msg}"
+        try:
+            cfg = load_preset(presets[name])
+        except (ValidationError, ValueError) as err:
+            reason = explain(err) if isinstance(err, ValidationError) else str(err)
+            gr.Warning(f"preset {name} is invalid: {reason}")
+            return *[gr.skip()] * len(self.fields), gr.skip(), gr.skip(), gr.skip(), f"⚠️ preset {name}: {reason}"
+        ids = identities(cfg.data, self.ctx.settings.demo)
+        if ids.error:
+            note = f"Pick classes by index ({ids.error})."
+        elif ids.thumbnails:
+            note = f"{ids.n_classes} identities (classes 0–{ids.n_classes - 1})."
+        else:
+            note = f"{ids.n_classes} identities: type class indices 0–{ids.n_classes - 1} above."
+        thumbs = [(img, f"class {y}") for y, img in enumerate(ids.thumbnails)]
+        problems = missing_models(cfg)
+        banner = "\n".join(f"⚠️ {p}" for p in problems)
+        if problems:
+            banner += "\n\nThe dashboard works meanwhile (Compare, Jobs, Ablation); Launch needs these files."
+        return *self.form.values_from(cfg), thumbs, note, gr.update(value=[], visible=False), banner
+
+    def on_pick(self, preset: str | None, evt: gr.SelectData):
+        y = int(evt.index)
+        presets = self.ctx.presets()
+        refs = []
+        if preset in presets:  # identities() is cached: a click costs a YAML read, not a benchmark load
+            ids = identities(load_preset(presets[preset]).data, self.ctx.settings.demo)
+            refs = [(img, f"class {y}") for img in ids.references.get(y, [])]
+        return str(y), gr.update(value=refs, visible=bool(refs))
+
+    def on_launch(self, data: dict, request: gr.Request):
+        f = self.ctx
+        presets = f.presets()
+        name = data[self.preset]
+        if name not in presets:
+            gr.Warning("choose a preset first")
+            return "⚠️ choose a preset first", gr.skip()
+        try:
+            cfg_data = load_preset(presets[name]).data
+            ids = identities(cfg_data, f.settings.demo)
+            job = submit_attack(f.store, f.settings, self.form, presets[name], [data[c] for c in self.fields],
+                                data[self.targets], data[self.run_name], data[self.upload], f.session(request),
+                                ids.n_classes)
+        except (LaunchError, ValidationError) as err:
+            msg = explain(err) if isinstance(err, ValidationError) else str(err)
+            gr.Warning(msg)
+            return f"⚠️ {msg}", gr.skip()
+        f.supervisor.ensure()
+        log.info("queued job %d (%s) for targets %s", job.id, job.name, job.targets)
+        return (f"✅ queued **job {job.id}** → `{job.run_dir}`",
+                gr.update(choices=job_choices(f.visible_jobs(request)), value=job.id))
+

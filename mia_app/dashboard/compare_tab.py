@@ -1,0 +1,106 @@
+"""The Compare tab: 2–4 finished runs side by side (final images, metrics, overlaid curves)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from mia_app.dashboard.context import DashboardContext
+from mia_app.dashboard.plots import compare_figure
+from mia_app.dashboard.presets import resolve_local
+from mia_app.dashboard.runs import RunFolder, list_runs
+
+MAX_RUNS = 4
+
+
+def runs_for(ctx: DashboardContext, request: gr.Request | None) -> list[RunFolder]:
+    """Finished run folders: every one under the runs folder, or only your jobs' on a hosted server."""
+    if ctx.settings.hosted:
+        jobs = ctx.visible_jobs(request)
+        return [RunFolder(Path(j.run_dir)) for j in jobs if j.kind == "attack" and j.status == "done"]
+    return list_runs(ctx.settings.runs)
+
+
+def metrics_table(runs: list[RunFolder]) -> tuple[list[str], list[list]]:
+    """Rows = metrics, columns = runs; numbers rounded for reading."""
+    per_run = []
+    for r in runs:
+        source, values = r.metrics()
+        per_run.append({"source": source, "schemes": "+".join(r.active_schemes()) or "baseline", **values})
+    keys = list(dict.fromkeys(k for m in per_run for k in m))
+    fmt = lambda v: round(v, 4) if isinstance(v, float) else v  # noqa: E731
+    return ["metric", *[r.name for r in runs]], [[k, *[fmt(m.get(k, "")) for m in per_run]] for k in keys]
+
+
+def build_compare_tab(ctx: DashboardContext) -> None:
+    gr.Markdown("Pick 2–4 finished runs. Metrics come from `metrics.json` once a run is evaluated with E, "
+                "otherwise from `summary.json` (T's confidence only).")
+    with gr.Row():
+        chosen = gr.Dropdown(label="Runs", multiselect=True, max_choices=MAX_RUNS, choices=[], scale=4,
+                             elem_id="compare-runs")
+        refresh_btn = gr.Button("↻ Refresh list", scale=1)
+        compare_btn = gr.Button("Compare", variant="primary", scale=1, elem_id="compare-btn")
+    eval_ready = resolve_local(ctx.settings.eval_model) is not None
+    evaluate_btn = gr.Button("Evaluate the chosen runs with E (queued as jobs)", interactive=eval_ready)
+    if not eval_ready:
+        gr.Markdown(f"Evaluation model `{ctx.settings.eval_model}` not found: train it with "
+                    "`python -m mia_app train-classifier --role eval --config configs/classifier/eval.yaml --ship`.")
+    message = gr.Markdown(elem_id="compare-message")
+    table = gr.Dataframe(label="Metrics", interactive=False, elem_id="compare-metrics")
+    columns, titles, galleries = [], [], []
+    with gr.Row():
+        for i in range(MAX_RUNS):
+            with gr.Column(visible=False, min_width=200) as col:
+                titles.append(gr.Markdown())
+                galleries.append(gr.Gallery(columns=3, height=260, allow_preview=True, object_fit="contain",
+                                            show_label=False, elem_id=f"compare-gallery-{i}",
+                                            elem_classes=["pixelated"]))
+            columns.append(col)
+    curves = gr.Plot(show_label=False, elem_id="compare-curves")
+
+    def refresh(current: list | None, request: gr.Request):
+        names = [r.name for r in runs_for(ctx, request)]
+        return gr.update(choices=names, value=[c for c in (current or []) if c in names])
+
+    def compare(names: list | None, request: gr.Request):
+        names = names or []
+        by_name = {r.name: r for r in runs_for(ctx, request)}
+        runs = [by_name[n] for n in names if n in by_name]
+        if not 2 <= len(runs) <= MAX_RUNS:
+            gr.Warning("choose 2 to 4 finished runs")
+            return "⚠️ choose 2 to 4 finished runs", *[gr.skip()] * (2 + 3 * MAX_RUNS)
+        headers, rows = metrics_table(runs)
+        updates = []
+        for i in range(MAX_RUNS):
+            if i < len(runs):
+                r = runs[i]
+                updates += [gr.Column(visible=True), f"**{r.name}** · {'+'.join(r.active_schemes()) or 'baseline'}",
+                            r.final_images()]
+            else:
+                updates += [gr.Column(visible=False), "", []]
+        figure = compare_figure({r.name: r.steps() for r in runs})
+        return f"comparing {len(runs)} runs", pd.DataFrame(rows, columns=headers), figure, *updates
+
+    def evaluate(names: list | None, request: gr.Request):
+        by_name = {r.name: r for r in runs_for(ctx, request)}
+        queued = []
+        for name in names or []:
+            if name in by_name:
+                run = by_name[name]
+                argv = ["evaluate", "--run", str(run.path), "--eval-model", ctx.settings.eval_model]
+                config = {"argv": argv, "log": str(run.path / "evaluate.log")}
+                job = ctx.store.submit("cli", f"evaluate-{name}", config, [], ctx.session(request), run_dir=run.path)
+                queued.append(job.id)
+        if not queued:
+            gr.Warning("choose runs to evaluate")
+            return "⚠️ choose runs to evaluate"
+        ctx.supervisor.ensure()
+        return f"queued evaluation jobs {queued}; press Compare again when they are done (Jobs tab)"
+
+    outputs = [message, table, curves, *[x for triple in zip(columns, titles, galleries, strict=True) for x in triple]]
+    refresh_btn.click(refresh, [chosen], [chosen])
+    chosen.focus(refresh, [chosen], [chosen])
+    compare_btn.click(compare, [chosen], outputs)
+    evaluate_btn.click(evaluate, [chosen], [message])

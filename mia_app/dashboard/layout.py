@@ -1,0 +1,47 @@
+"""build_demo: the dashboard's page, tabs in the order a new user needs them."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from mia_app.dashboard.ablation_tab import build_ablation_tab
+from mia_app.dashboard.attack_tab import AttackTab
+from mia_app.dashboard.compare_tab import build_compare_tab
+from mia_app.dashboard.context import DashboardContext
+from mia_app.dashboard.jobs_tab import build_jobs_tab
+
+CSS = """
+.pixelated img { image-rendering: pixelated; }
+#progress progress { height: 12px; }
+"""
+
+
+def intro(ctx: DashboardContext) -> str:
+    s = ctx.settings
+    mode = "hosted (login; you see your own jobs)" if s.hosted else "lab (no login)"
+    return (
+        "# mia_app · model inversion with a diffusion prior\n"
+        "Reconstruct what a face classifier's private identities look like, from the classifier alone. "
+        "**Attack**: pick target classes, a preset, schemes and loss weights, then **Launch**: a background "
+        "worker runs the job (GPU when present) while the curves, images and the doctor's checks update here. "
+        "**Compare** finished runs, browse **Ablation** results, manage the queue in **Jobs**.  \n"
+        f"<small>mode: {mode} · jobs: `{s.db}` · runs: `{s.runs}`</small>"
+    )
+
+
+def build_demo(ctx: DashboardContext) -> gr.Blocks:
+    with gr.Blocks(title="mia_app dashboard", analytics_enabled=False) as demo:
+        gr.Markdown(intro(ctx))
+        with gr.Tabs() as tabs:
+            with gr.Tab("Attack", id="attack"):
+                attack = AttackTab(ctx)
+                attack.build()
+            with gr.Tab("Compare", id="compare"):
+                build_compare_tab(ctx)
+            with gr.Tab("Ablation", id="ablation"):
+                build_ablation_tab(ctx, demo)
+            with gr.Tab("Jobs", id="jobs"):
+                build_jobs_tab(ctx, attack.live.watch, tabs)
+        attack.wire(demo)
+        demo.load(lambda: ctx.supervisor.ensure(), None, None)
+    return demo

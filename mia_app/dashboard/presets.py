@@ -1,0 +1,49 @@
+"""Attack presets (YAML AttackConfigs) and the checks a config must pass before it is queued."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from mia_app.assets import REPO_ROOT
+from mia_app.attack.config import AttackConfig
+
+PRIOR_HINT = "train it with `python -m mia_app train-prior --config configs/prior/cpu.yaml --ship`"
+TARGET_HINT = ("train it with `python -m mia_app train-classifier --role target "
+               "--config configs/classifier/target.yaml --ship`")
+
+
+def list_presets(folder: Path) -> dict[str, Path]:
+    """Preset name (file stem) -> path, sorted by name."""
+    return {p.stem: p for p in sorted(Path(folder).glob("*.yaml"))}
+
+
+def default_preset(presets: dict[str, Path], preferred: str) -> str | None:
+    if preferred in presets:
+        return preferred
+    return next(iter(presets), None)
+
+
+def load_preset(path: Path) -> AttackConfig:
+    """Raises ValueError with pydantic's message when the preset itself is invalid."""
+    return AttackConfig.model_validate(yaml.safe_load(Path(path).read_text()) or {})
+
+
+def resolve_local(path: str) -> Path | None:
+    """A relative path means the repository's (where assets/ lives), as the attack's own loaders read it."""
+    p = Path(path)
+    candidates = [p] if p.is_absolute() else [REPO_ROOT / p, p]
+    return next((c for c in candidates if c.exists()), None)
+
+
+def missing_models(cfg: AttackConfig) -> list[str]:
+    """Human-readable problems with the prior / target paths; empty when the attack can load both."""
+    problems = []
+    # A prior that is not a local-looking path may be a hub id (online users); it is checked when loaded.
+    if resolve_local(cfg.prior) is None and cfg.prior.startswith(("assets/", "./", "/", "runs/")):
+        problems.append(f"prior not found at `{cfg.prior}`: {PRIOR_HINT}")
+    if resolve_local(cfg.target) is None:
+        hint = TARGET_HINT if cfg.target.startswith("assets/") else "upload a target checkpoint or fix the path"
+        problems.append(f"target classifier not found at `{cfg.target}`: {hint}")
+    return problems

@@ -1,0 +1,38 @@
+"""Serve the dashboard: settings from the environment, a worker if none is alive, then Gradio."""
+
+from __future__ import annotations
+
+import logging
+import signal
+
+from mia_app.dashboard.context import DashboardContext
+from mia_app.dashboard.layout import CSS, build_demo
+from mia_app.dashboard.settings import DashboardSettings
+
+
+def _interrupt(signum, frame) -> None:
+    # SIGTERM (docker stop, make's Ctrl-C chain) ends Gradio's blocking loop like Ctrl-C does, so the
+    # `finally` below stops the worker we started.
+    raise KeyboardInterrupt
+
+
+def serve(settings: DashboardSettings | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s dashboard %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own startup probes, one line each
+    settings = settings or DashboardSettings.from_env()
+    ctx = DashboardContext.create(settings)
+    recovered = ctx.store.recover_orphans()
+    if recovered:
+        logging.getLogger("mia_app.dashboard").warning("jobs %s were left running by a dead worker: interrupted",
+                                                       recovered)
+    ctx.supervisor.ensure()
+    demo = build_demo(ctx)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        demo.queue(default_concurrency_limit=8).launch(
+            server_name=settings.host, server_port=settings.port, auth=settings.auth, css=CSS,
+            allowed_paths=[str(settings.runs.resolve()), str(settings.results.resolve())],
+            max_file_size="200mb", show_error=True,
+        )
+    finally:
+        ctx.supervisor.shutdown()

@@ -1,0 +1,71 @@
+"""DashboardSettings: every deployment knob of the dashboard, read from environment variables once.
+
+| variable | meaning |
+|---|---|
+| MIA_DB, MIA_RUNS_DIR, MIA_RESULTS_DIR | job store, run folders, ablation results |
+| MIA_PRESETS_DIR, MIA_DEFAULT_PRESET | attack presets offered in the UI (YAML AttackConfigs) |
+| MIA_ABLATIONS_DIR | ablation configs the Ablation tab can launch (YAML AblationConfigs) |
+| MIA_AUTH=user:pass | hosted mode: Gradio login; each user sees and limits only their own jobs |
+| MIA_MAX_STEPS, MIA_MAX_CANDIDATES, MIA_MAX_TARGETS, MIA_MAX_QUEUED | hosted limits (per stage / per session) |
+| MIA_DEMO=0 | hide the private reference images (shown by default: the embedded benchmark is synthetic) |
+| MIA_START_WORKER=0 | do not start a worker subprocess (workers run elsewhere) |
+| MIA_HOST, MIA_PORT | where to serve (127.0.0.1:7860) |
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, field_validator
+
+from mia_app.assets import REPO_ROOT
+from mia_app.config import StrictModel
+
+
+class DashboardSettings(StrictModel):
+    db: Path = Path("runs/jobs.sqlite")
+    runs: Path = Path("runs")
+    results: Path = Path("results")
+    presets: Path = REPO_ROOT / "configs" / "attack"
+    default_preset: str = "cpu-quick"
+    ablations: Path = REPO_ROOT / "configs" / "ablation"
+    auth: tuple[str, str] | None = None
+    max_steps: int | None = Field(None, ge=1, description="per stage")
+    max_candidates: int | None = Field(None, ge=1)
+    max_targets: int | None = Field(None, ge=1)
+    max_queued: int | None = Field(None, ge=1, description="queued + running jobs per session")
+    demo: bool = True
+    start_worker: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(7860, ge=1, le=65535)
+    poll_s: float = Field(1.0, gt=0)
+    eval_model: str = "assets/eval.safetensors"
+
+    @field_validator("auth", mode="before")
+    @classmethod
+    def _split_auth(cls, v):
+        if isinstance(v, str):
+            user, sep, password = v.partition(":")
+            if not (user and sep and password):
+                raise ValueError("MIA_AUTH must look like user:password")
+            return user, password
+        return v
+
+    @property
+    def hosted(self) -> bool:
+        return self.auth is not None
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> DashboardSettings:
+        env = dict(os.environ if env is None else env)
+        names = {"db": "MIA_DB", "runs": "MIA_RUNS_DIR", "results": "MIA_RESULTS_DIR", "presets": "MIA_PRESETS_DIR",
+                 "ablations": "MIA_ABLATIONS_DIR", "default_preset": "MIA_DEFAULT_PRESET", "auth": "MIA_AUTH",
+                 "max_steps": "MIA_MAX_STEPS", "max_candidates": "MIA_MAX_CANDIDATES", "max_targets": "MIA_MAX_TARGETS",
+                 "max_queued": "MIA_MAX_QUEUED", "demo": "MIA_DEMO", "start_worker": "MIA_START_WORKER",
+                 "host": "MIA_HOST", "port": "MIA_PORT"}
+        values = {field: env[var] for field, var in names.items() if env.get(var, "") != ""}
+        # The job store and run folders default to runs/ next to each other unless set separately.
+        if "db" not in values and "runs" in values:
+            values["db"] = str(Path(values["runs"]) / "jobs.sqlite")
+        return cls.model_validate(values, strict=False)

@@ -1,0 +1,110 @@
+"""From the Attack tab's raw inputs to a queued job: validation, hosted limits, uploads.
+
+Every failure is a ``LaunchError`` whose message is meant for the user as is; the UI shows it and stays up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from mia_app.attack.config import AttackConfig
+from mia_app.cli.attack import parse_targets
+from mia_app.dashboard.attack_form import AttackForm
+from mia_app.dashboard.presets import load_preset, missing_models
+from mia_app.dashboard.settings import DashboardSettings
+from mia_app.service.store import Job, JobStore
+
+
+class LaunchError(ValueError):
+    """A user-facing reason why a job was not queued."""
+
+
+def explain(err: ValidationError) -> str:
+    """pydantic's errors as one line per field: ``stage1.steps: Input should be greater than or equal to 0``."""
+    lines = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-after"))
+        lines.append(f"{where or 'config'}: {e['msg']}")
+    return "; ".join(lines)
+
+
+def validated(data: dict[str, Any]) -> AttackConfig:
+    try:
+        return AttackConfig.model_validate(data)
+    except ValidationError as err:
+        raise LaunchError(f"invalid settings: {explain(err)}") from err
+
+
+def targets_from(text: str, n_classes: int | None, limit: int | None) -> list[int]:
+    try:
+        targets = parse_targets(text or "")
+    except ValueError as err:
+        raise LaunchError(f"targets: {err} (write e.g. `0`, `0,3,7` or `0-9`)") from err
+    if n_classes is not None and (bad := [t for t in targets if not 0 <= t < n_classes]):
+        raise LaunchError(f"targets {bad} out of range: the benchmark has classes 0..{n_classes - 1}")
+    if len(set(targets)) != len(targets):
+        raise LaunchError("targets: each class at most once")
+    if limit is not None and len(targets) > limit:
+        raise LaunchError(f"at most {limit} target classes per job on this server")
+    return targets
+
+
+def store_upload(upload: str | None, folder: Path, n_classes: int | None = None) -> str | None:
+    """A user's target checkpoint: only .safetensors (no pickles), kept under a content-hash name."""
+    if not upload:
+        return None
+    src = Path(upload)
+    if src.suffix.lower() != ".safetensors":
+        raise LaunchError(f"custom target must be a .safetensors file, got {src.name!r}")
+    from mia_app.models.classifiers import read_meta
+
+    try:
+        meta = read_meta(src)
+    except Exception as err:  # safetensors raises several error types for garbage input
+        raise LaunchError(f"{src.name} is not a mia_app classifier checkpoint: {err}") from err
+    if not {"arch", "n_classes", "width"} <= set(meta):
+        raise LaunchError(f"{src.name}: classifier metadata lacks arch / n_classes / width")
+    if n_classes is not None and meta["n_classes"] != n_classes:
+        raise LaunchError(f"{src.name} has {meta['n_classes']} classes; the preset's benchmark has {n_classes}")
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()[:16]
+    dest = folder / f"target-{digest}.safetensors"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dest)
+    return str(dest.resolve())
+
+
+def check_limits(cfg: AttackConfig, settings: DashboardSettings) -> None:
+    if settings.max_steps is not None:
+        for stage in ("stage1", "stage2"):
+            if getattr(cfg, stage).steps > settings.max_steps:
+                raise LaunchError(f"{stage}.steps is limited to {settings.max_steps} on this server")
+    if settings.max_candidates is not None and cfg.candidates > settings.max_candidates:
+        raise LaunchError(f"candidates is limited to {settings.max_candidates} on this server")
+
+
+def submit_attack(store: JobStore, settings: DashboardSettings, form: AttackForm, preset_path: Path,
+                  values: list[Any], targets_text: str, run_name: str | None, upload: str | None,
+                  session: str | None, n_classes: int | None) -> Job:
+    try:
+        preset = load_preset(preset_path)
+    except ValidationError as err:
+        raise LaunchError(f"preset {preset_path.name} is invalid: {explain(err)}") from err
+    try:
+        data = form.build(preset, values, (run_name or "").strip() or None)
+    except ValueError as err:
+        raise LaunchError(str(err)) from err
+    targets = targets_from(targets_text, n_classes, settings.max_targets)
+    if (target := store_upload(upload, settings.runs / "uploads", n_classes)) is not None:
+        data["target"] = target
+    cfg = validated(data)
+    check_limits(cfg, settings)
+    if problems := missing_models(cfg):
+        raise LaunchError("; ".join(problems))
+    if settings.max_queued is not None and store.count_active(session) >= settings.max_queued:
+        raise LaunchError(f"you already have {settings.max_queued} queued or running jobs; wait or cancel one")
+    return store.submit("attack", cfg.name, cfg.model_dump(mode="json"), targets, session)

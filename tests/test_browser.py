@@ -1,0 +1,163 @@
+"""The dashboard end to end in headless Chromium: launch tiny attacks, watch them, compare two runs.
+
+Runs the real `python app.py` (which starts its own worker) on a free port, with a temp job store and a tiny
+preset (tests/helpers.py) offered through MIA_PRESETS_DIR. Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from mia_app.service.store import JobStore
+from tests.helpers import tiny_attack_config
+
+CHROMIUM = "/usr/bin/chromium"
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} missing: apt-get install -y chromium"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"app exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"app not up after {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def app_url(tmp_path):
+    presets = tmp_path / "presets"
+    presets.mkdir()
+    cfg = tiny_attack_config(tmp_path, stage1={"steps": 6, "lr": 0.05, "image_every": 2,
+                                               "weights": {"prior": 0.3, "id": 1.0, "perc": 0.5, "cls": 1.0}})
+    (presets / "tiny.yaml").write_text(cfg.to_yaml())
+    port = _free_port()
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "MIA_PRESETS_DIR": str(presets),
+           "MIA_DEFAULT_PRESET": "tiny", "MIA_RUNS_DIR": str(tmp_path / "runs"),
+           "MIA_RESULTS_DIR": str(tmp_path / "results"), "MIA_PORT": str(port), "MIA_THREADS": "1",
+           "OMP_NUM_THREADS": "1"}
+    log = tmp_path / "app.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        _wait_http(url, proc, log)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)  # the app stops the worker it started
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    # ... and the worker it started is gone too (it deregisters on the way out)
+    store = JobStore(tmp_path / "runs" / "jobs.sqlite")
+    deadline = time.time() + 20
+    while store.live_workers() and time.time() < deadline:
+        time.sleep(0.5)
+    assert not store.live_workers(), "the app's worker outlived it"
+
+
+def _launch_and_wait(page, job_no: int, shot: str) -> float:
+    """Click Launch; return the seconds until the first generated image shows; wait for the job to finish."""
+    started = time.time()
+    page.click("#launch")
+    page.wait_for_selector("#launch-status:has-text('queued')", timeout=30_000)
+    page.wait_for_selector(f"#progress:has-text('job {job_no}')", timeout=30_000)
+    page.wait_for_function(
+        "n => document.querySelectorAll('#live-gallery img').length > 0 && "
+        "document.querySelector('#progress').innerText.includes('job ' + n)", arg=job_no, timeout=90_000)
+    first_image = time.time() - started
+    page.screenshot(path=str(ARTIFACTS / f"{shot}-running.png"), full_page=True)
+    page.wait_for_selector("#progress:has-text('done')", timeout=90_000)
+    page.wait_for_timeout(1500)  # one more poll: final images and the last curve points
+    page.screenshot(path=str(ARTIFACTS / f"{shot}-done.png"), full_page=True)
+    return first_image
+
+
+def test_launch_watch_and_compare_in_the_browser(app_url):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1300})
+        page.goto(app_url)
+        page.wait_for_selector("#picker img", timeout=60_000)  # demo mode: one private image per class
+        page.locator("#picker img").nth(1).click()  # the picker fills the targets and shows the references
+        page.wait_for_selector("#references img", timeout=15_000)
+        assert page.input_value("#targets textarea") == "1"
+        page.screenshot(path=str(ARTIFACTS / "attack-start.png"), full_page=True)
+        page.fill("#targets textarea", "0")
+
+        # Bad input: a clear message, nothing queued, the app stays up.
+        steps = page.get_by_label("stage1 steps")
+        steps.fill("-3")
+        page.click("#launch")
+        page.wait_for_selector("#launch-status:has-text('stage1.steps')", timeout=30_000)
+        assert "greater than or equal to 0" in page.inner_text("#launch-status")
+        steps.fill("6")
+
+        first_image_s = _launch_and_wait(page, 1, "attack-1")
+        print(f"\nLaunch -> first image: {first_image_s:.1f}s (includes worker start-up)")
+        assert page.locator("#loss-plot .scatterlayer .trace").count() >= 4  # L_* terms and the total
+        assert page.locator("#conf-plot .scatterlayer .trace").count() == 1
+        assert "scheme D is off" in page.inner_text("#weights-plot")
+        assert "PASS" in page.inner_text("#doctor")
+        assert page.locator("#live-gallery img").count() >= 2  # final pick + grids
+
+        # A second run with scheme D on: its learned weights get a curve.
+        page.get_by_label("D: uncertainty weighting").check()
+        page.get_by_label("Run name").fill("tiny-D")
+        second_s = _launch_and_wait(page, 2, "attack-2")
+        print(f"Launch -> first image (warm worker): {second_s:.1f}s")
+        assert page.locator("#weights-plot .scatterlayer .trace").count() >= 2
+
+        page.get_by_role("tab", name="Compare").click()
+        page.locator("#compare-runs input").click()
+        for name in ("job-000001-tiny", "job-000002-tiny-D"):
+            page.get_by_role("option", name=name).click()
+        page.click("#compare-btn")
+        page.wait_for_selector("#compare-gallery-1 img", timeout=30_000)
+        page.wait_for_selector("#compare-curves .scatterlayer .trace", timeout=30_000)
+        metrics = page.inner_text("#compare-metrics")
+        assert "target_conf_mean" in metrics and "D" in metrics
+        page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
+
+        page.get_by_role("tab", name="Ablation").click()
+        page.wait_for_selector("#ablation-intro:has-text('No ablations yet')", timeout=15_000)
+
+        page.get_by_role("tab", name="Jobs").click()
+        page.wait_for_selector("#jobs-table:has-text('tiny-D')", timeout=15_000)
+        assert page.inner_text("#jobs-table").count("done") >= 2
+        assert "heartbeat" in page.inner_text("#worker-status")
+        page.screenshot(path=str(ARTIFACTS / "jobs.png"), full_page=True)
+        browser.close()

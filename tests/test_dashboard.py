@@ -1,0 +1,126 @@
+"""The dashboard's logic without a browser: settings, the config form, launch validation, folder views."""
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from mia_app.attack.config import AttackConfig, StageConfig
+from mia_app.dashboard.ablation_tab import list_ablations, show_ablation
+from mia_app.dashboard.attack_form import AttackForm, scheme_specs
+from mia_app.dashboard.settings import DashboardSettings
+from mia_app.dashboard.submission import LaunchError, submit_attack
+from mia_app.service.store import JobStore
+from tests.helpers import tiny_attack_config
+
+
+def test_settings_from_env():
+    s = DashboardSettings.from_env({"MIA_AUTH": "ann:secret", "MIA_MAX_STEPS": "50", "MIA_RUNS_DIR": "/x/runs",
+                                    "MIA_DEMO": "0"})
+    assert s.auth == ("ann", "secret") and s.hosted and s.max_steps == 50 and not s.demo
+    assert str(s.db) == "/x/runs/jobs.sqlite"
+    assert not DashboardSettings.from_env({}).hosted
+    with pytest.raises(ValidationError, match="user:password"):
+        DashboardSettings.from_env({"MIA_AUTH": "nopassword"})
+
+
+def test_form_round_trips_a_preset_and_finds_the_scheme_toggles(tmp_path):
+    form = AttackForm.from_model()
+    assert [s.path[-1] for s in form.toggles] == ["B3", "A", "C", "D"]
+    assert ("schemes", "contrast_margin") in [s.path for s in form.scheme_params]
+    cfg = tiny_attack_config(tmp_path)
+    assert AttackConfig.model_validate(form.build(cfg, form.values_from(cfg))) == cfg
+    values = form.values_from(cfg)
+    values[[s.path for s in form.specs].index(("schemes", "D"))] = True
+    values[[s.path for s in form.specs].index(("stage1", "weights", "perc"))] = 0  # 0 drops the term
+    built = AttackConfig.model_validate(form.build(cfg, values, name="mine"))
+    assert built.schemes.D and "perc" not in built.stage1.weights and built.name == "mine"
+
+
+def test_scheme_toggles_follow_the_config_shape():
+    class NoSchemes(BaseModel):
+        stage1: StageConfig
+
+    class DictSchemes(BaseModel):
+        schemes: dict[str, bool] = {}
+
+    assert scheme_specs(NoSchemes) == ([], [])
+    toggles, params = scheme_specs(DictSchemes)
+    assert [t.path for t in toggles] == [("schemes", k) for k in ("B3", "A", "C", "D")] and params == []
+
+
+def _launch(tmp_path, settings=None, targets="0", upload=None, **overrides):
+    tmp_path.mkdir(exist_ok=True)
+    cfg = tiny_attack_config(tmp_path, **overrides)
+    preset = tmp_path / "tiny.yaml"
+    preset.write_text(cfg.to_yaml())
+    form = AttackForm.from_model()
+    settings = settings or DashboardSettings(runs=tmp_path / "runs", db=tmp_path / "runs" / "jobs.sqlite")
+    store = JobStore(settings.db, settings.runs)
+    return store, lambda values=None, **kw: submit_attack(
+        store, settings, form, preset, values or form.values_from(cfg), kw.get("targets", targets), None,
+        kw.get("upload", upload), "sess", 4)
+
+
+def test_launch_validates_every_input_with_a_readable_message(tmp_path):
+    store, launch = _launch(tmp_path)
+    form = AttackForm.from_model()
+    job = launch()
+    assert job.status == "queued" and job.targets == [0] and job.config["name"] == "tiny"
+    with pytest.raises(LaunchError, match="out of range"):
+        launch(targets="7")
+    with pytest.raises(LaunchError, match="targets"):
+        launch(targets="zero")
+    values = form.values_from(AttackConfig.model_validate(job.config))
+    values[[s.path for s in form.specs].index(("stage1", "steps"))] = -1
+    with pytest.raises(LaunchError, match=r"stage1\.steps: Input should be greater than or equal to 0"):
+        launch(values)
+    bad_upload = tmp_path / "t.pt"
+    bad_upload.write_bytes(b"pickle")
+    with pytest.raises(LaunchError, match=r"\.safetensors"):
+        launch(upload=str(bad_upload))
+
+
+def test_hosted_limits_and_missing_models(tmp_path):
+    settings = DashboardSettings(runs=tmp_path / "runs", db=tmp_path / "runs" / "jobs.sqlite", auth="u:p",
+                                 max_steps=1, max_queued=1)
+    _, launch = _launch(tmp_path, settings)
+    with pytest.raises(LaunchError, match="stage1.steps is limited to 1"):
+        launch()
+    _, launch = _launch(tmp_path, settings, stage1={"steps": 1, "weights": {"id": 1.0}},
+                        stage2={"steps": 1, "weights": {"id": 1.0}})
+    launch()
+    with pytest.raises(LaunchError, match="1 queued or running"):
+        launch()
+    _, launch = _launch(tmp_path / "b", prior=str(tmp_path / "nowhere"))
+    with pytest.raises(LaunchError, match="prior not found .* train-prior"):
+        launch()
+
+
+def test_ablation_folders_are_listed_with_their_table(tmp_path):
+    assert list_ablations(tmp_path / "results") == []
+    folder = tmp_path / "results" / "ablation-000001-x"
+    folder.mkdir(parents=True)
+    (folder / "table.md").write_text("| scheme | acc |")
+    (folder / "gains.png").write_bytes(b"")
+    assert list_ablations(tmp_path / "results") == [folder]
+    text, figures = show_ablation(folder)
+    assert text == "| scheme | acc |" and [name for _, name in figures] == ["gains.png"]
+
+
+def test_an_ablation_is_queued_once_per_output_folder(tmp_path):
+    from mia_app.dashboard.ablation_tab import queue_ablation
+    from mia_app.dashboard.context import DashboardContext
+
+    settings = DashboardSettings(runs=tmp_path / "runs", db=tmp_path / "runs" / "jobs.sqlite",
+                                 results=tmp_path / "results", start_worker=False)
+    ctx = DashboardContext.create(settings)
+    config = tmp_path / "quick.yaml"
+    config.write_text("name: quick\nattack: configs/attack/cpu-quick.yaml\ntargets: 0-1\nvariants: {baseline: {}}\n")
+    assert "queued ablation job 1" in queue_ablation(ctx, config, None)
+    job = ctx.store.get(1)
+    assert job.kind == "cli" and job.run_dir == str(tmp_path / "results" / "ablation-quick")
+    assert job.config["argv"][:3] == ["ablate", "--config", str(config)]
+    with pytest.raises(LaunchError, match="already running"):
+        queue_ablation(ctx, config, None)
+    config.write_text("name: quick\nattack: x.yaml\ntargets: 0\nvariants: {baseline: {Z: true}}\n")
+    with pytest.raises(LaunchError, match="quick.yaml is invalid"):
+        queue_ablation(ctx, config, None)
