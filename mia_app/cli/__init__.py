@@ -15,6 +15,7 @@ COMMANDS = {
     "train-prior": "mia_app.cli.train_prior",
     "attack": "mia_app.cli.attack",
     "evaluate": "mia_app.cli.evaluate",
+    "ablate": "mia_app.cli.ablate",
     "doctor": "mia_app.cli.doctor",
     "report": "mia_app.cli.report",
     "worker": "mia_app.cli.worker",

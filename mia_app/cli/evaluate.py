@@ -9,9 +9,11 @@ from mia_app.cli.common import print_json, set_threads
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
-    p = sub.add_parser(name, help="E-judged metrics of an attack run (metrics.json, per_identity.csv)")
+    p = sub.add_parser(name, help="judge an attack run: E, dlib, LPIPS-style, Fréchet (metrics.json, per_identity.csv)")
     p.add_argument("--run", dest="run_dir", type=Path, required=True, help="run folder written by `attack`")
     p.add_argument("--eval-model", default="assets/eval.safetensors", help="evaluation classifier E")
+    p.add_argument("--judge", choices=["auto", "on", "off"], default="auto",
+                   help="dlib judge: auto (used if dlib imports), on (required), off")
     p.set_defaults(run=run)
 
 
@@ -19,5 +21,5 @@ def run(args: argparse.Namespace) -> int:
     from mia_app.evaluation.evaluate import evaluate_run
 
     set_threads()
-    print_json(evaluate_run(args.run_dir, args.eval_model))
+    print_json(evaluate_run(args.run_dir, args.eval_model, judge=args.judge))
     return 0

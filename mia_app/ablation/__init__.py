@@ -1,0 +1,1 @@
+"""Ablations: variants × seeds on the same identities, judged by E, with paired bootstrap CIs."""

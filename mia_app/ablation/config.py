@@ -1,0 +1,118 @@
+"""AblationConfig: which variants and peers to run, on which identities and seeds, judged by which E."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import Field, field_validator, model_validator
+
+from mia_app.attack.config import SchemesConfig
+from mia_app.config import StrictModel
+
+SCHEME_TOGGLES = ("B3", "A", "C", "D")
+
+
+class OursPeer(StrictModel):
+    """A peer built from our own attack by changing the preset.
+
+    ``stage1_only``: stage 2 steps = 0 (no LoRA training; the code c_y only).
+    ``plg_max_margin``: PLG-MI-style: our prior, ``cls_loss: max_margin``, only the ``cls`` and ``prior`` weights of
+    the preset in each stage (no ``id`` / ``perc``), both stages as the preset, no schemes.
+    """
+
+    kind: Literal["stage1_only", "plg_max_margin"]
+    name: str | None = None
+
+
+class MIFacePeer(StrictModel):
+    """Fredrikson et al.'s MIFace on T (IBM ART when it imports; see ``mia_app.peers.miface``)."""
+
+    kind: Literal["miface"]
+    name: str | None = None
+    max_iter: int = Field(300, ge=1)
+    window_length: int = Field(100, ge=1)
+    threshold: float = Field(1.0, ge=0, description="ART's threshold; 1.0: every image runs max_iter steps")
+    learning_rate: float = Field(0.1, gt=0)
+    images_per_class: int = Field(1, ge=1)
+    init_noise: float = Field(0.0, ge=0)
+    backend: Literal["auto", "art", "fallback"] = "auto"
+
+
+PeerConfig = Annotated[OursPeer | MIFacePeer, Field(discriminator="kind")]
+
+
+class AblationConfig(StrictModel):
+    name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$")
+    attack: str = Field(..., description="attack preset YAML, e.g. configs/attack/cpu-quick.yaml")
+    targets: str | list[int] = Field(..., description="target classes: '0-9', '0,3,5' or a list")
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    baseline: str = "baseline"
+    variants: dict[str, dict[str, Any]] = Field(..., description="name -> scheme toggles (B3/A/C/D, others off)")
+    peers: list[PeerConfig] = Field(default_factory=list)
+    eval_model: str = "assets/eval.safetensors"
+    out: Path | None = Field(None, description="default results/ablation-<name>")
+    judge: Literal["auto", "on", "off"] = "auto"
+    attack_overrides: dict[str, Any] = Field(default_factory=dict, description="applied to every cell, e.g. device")
+    bootstrap_resamples: int = Field(2000, ge=100)
+    bootstrap_seed: int = 12345
+
+    @field_validator("peers", mode="before")
+    @classmethod
+    def _peer_shorthand(cls, v):
+        return [{"kind": p} if isinstance(p, str) else p for p in (v or [])]
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"seeds must be distinct, got {v}")
+        return v
+
+    @field_validator("variants")
+    @classmethod
+    def _valid_toggles(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name, toggles in v.items():
+            toggles = toggles or {}
+            SchemesConfig.model_validate(toggles)  # unknown keys or bad values fail here, naming the field
+            v[name] = toggles
+        return v
+
+    @model_validator(mode="after")
+    def _names(self) -> AblationConfig:
+        if self.baseline not in self.variants:
+            raise ValueError(f"the baseline variant {self.baseline!r} is not among the variants {list(self.variants)}")
+        names = list(self.variants) + [self.peer_name(p) for p in self.peers]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"variant / peer names must be unique; repeated: {dup}")
+        bad = [n for n in names if not n.replace("+", "").replace("_", "").replace("-", "").isalnum()]
+        if bad:
+            raise ValueError(f"names may use letters, digits, '+', '_' and '-' only: {bad}")
+        return self
+
+    @staticmethod
+    def peer_name(peer: OursPeer | MIFacePeer) -> str:
+        return peer.name or peer.kind
+
+    def target_list(self) -> list[int]:
+        if isinstance(self.targets, list):
+            if not self.targets:
+                raise ValueError("no targets")
+            return list(self.targets)
+        from mia_app.cli.attack import parse_targets
+
+        return parse_targets(self.targets)
+
+    def out_dir(self) -> Path:
+        return self.out if self.out is not None else Path("results") / f"ablation-{self.name}"
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides) -> AblationConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no ablation config at {path}")
+        data = yaml.safe_load(path.read_text()) or {}
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(data)

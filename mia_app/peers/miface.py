@@ -1,0 +1,187 @@
+"""MIFace (Fredrikson, Jha, Ristenpart, CCS 2015) on our target T, as a peer of the diffusion-prior attack.
+
+Primary path: IBM ART's ``art.attacks.inference.model_inversion.MIFace`` on T wrapped in ART's
+``PyTorchClassifier`` (input 3×R×R, clip values (-1, 1), T's softmax as the output so that ART's cost is
+1 − p_T(y|x) as in the paper). If ART cannot be imported, ``miface_fallback`` runs: a line-by-line port of ART's
+loop in torch, **not** ART itself; ``method.json`` of the run says which one produced the images.
+
+Both start from the zero image (mid-gray in our [-1, 1] convention) and do gradient *ascent* on p_T(y|x) (descent
+on the cost 1 − p) with step ``learning_rate``, clipping to [-1, 1] after each step, for at most ``max_iter`` steps.
+
+Stopping rule, as ART 1.20 implements it: after each step an image stays *active* while
+``cost <= threshold`` or ``cost >= max(cost over the last window_length steps)`` (the window starts at +inf).
+That is the *negation* of the paper's Algorithm 1 (which stops when the cost stops improving over the window, or
+falls to γ). With ``threshold = 1.0`` (ART's own example notebook, and our default) every image runs exactly
+``max_iter`` steps, so the budget is the only stopping rule and ART and the fallback agree.
+
+The run folder has the attack's layout (``config.yaml`` with the data and target, ``final/images.safetensors``
+with images N×3×R×R in [-1, 1], labels and T's confidence, ``final/class*_rank*.png``, ``summary.json`` with
+seconds) plus ``method.json``, so ``evaluate_run`` judges it like any of our runs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+from torch import nn
+
+from mia_app.attack.config import AttackConfig
+from mia_app.viz import save_grid
+
+
+class SoftmaxOutput(nn.Module):
+    """T with a softmax head: ART's ``predict`` then returns probabilities and ``class_gradient`` ∂p_y/∂x."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.softmax(self.model(x), dim=1)
+
+
+def art_available() -> tuple[bool, str]:
+    """(True, version) when ART's MIFace and PyTorchClassifier import; else (False, the exact error)."""
+    try:
+        import art
+        from art.attacks.inference.model_inversion import MIFace  # noqa: F401
+        from art.estimators.classification import PyTorchClassifier  # noqa: F401
+    except Exception as err:  # ImportError, or anything its import chain raises
+        return False, f"{type(err).__name__}: {err}"
+    return True, art.__version__
+
+
+def miface_art(target: nn.Module, x_init: np.ndarray, y: np.ndarray, n_classes: int, max_iter: int,
+               window_length: int, threshold: float, learning_rate: float, device: str = "cpu") -> np.ndarray:
+    """ART's MIFace on ``target`` (logits model): x_init N×3×R×R float32 in [-1, 1], y N class indices."""
+    from art.attacks.inference.model_inversion import MIFace
+    from art.estimators.classification import PyTorchClassifier
+
+    classifier = PyTorchClassifier(
+        model=SoftmaxOutput(target).eval(),
+        loss=nn.NLLLoss(),  # unused by MIFace (it only calls class_gradient and predict)
+        input_shape=tuple(x_init.shape[1:]),
+        nb_classes=n_classes,
+        clip_values=(-1.0, 1.0),
+        device_type="gpu" if device.startswith("cuda") else "cpu",
+    )
+    attack = MIFace(classifier, max_iter=int(max_iter), window_length=int(window_length), threshold=float(threshold),
+                    learning_rate=float(learning_rate), batch_size=len(x_init), verbose=False)
+    return attack.infer(x_init.astype(np.float32), y.astype(np.int64))
+
+
+def miface_fallback(target: nn.Module, x_init: torch.Tensor, y: torch.Tensor, max_iter: int, window_length: int,
+                    threshold: float, learning_rate: float) -> torch.Tensor:
+    """FALLBACK (used only when ART does not import): a torch port of ART 1.20's ``MIFace.infer`` loop.
+
+    Same update (x += lr·∂p_y/∂x on the active images, clip to [-1, 1]), same cost 1 − p_y and the same
+    active/window rule (see the module docstring), with all images in one batch.
+    """
+    x = x_init.detach().clone().float()
+    n = len(x)
+    dev = x.device
+    active = torch.ones(n, dtype=torch.bool, device=dev)
+    window = torch.full((n, window_length), float("inf"), device=dev) if window_length > 0 else None
+    rows = torch.arange(n, device=dev)
+    i = 0
+    while i < max_iter and bool(active.any()):
+        xa = x[active].clone().requires_grad_(True)
+        p = F.softmax(target(xa), dim=1)
+        (grad,) = torch.autograd.grad(p[torch.arange(len(xa), device=dev), y[active]].sum(), xa)
+        x[active] = (xa.detach() + learning_rate * grad).clamp(-1.0, 1.0)
+        with torch.no_grad():
+            cost = 1 - F.softmax(target(x), dim=1)[rows, y]
+        worst = window.max(1).values if window is not None else torch.full((n,), float("inf"), device=dev)
+        active = (cost <= threshold) | (cost >= worst)
+        if window is not None:
+            window[:, i % window_length] = cost
+        i += 1
+    return x
+
+
+def run_miface(cfg: AttackConfig, targets: list[int], out: str | Path, max_iter: int = 300,
+               window_length: int = 100, threshold: float = 1.0, learning_rate: float = 0.1,
+               images_per_class: int = 1, init_noise: float = 0.0, backend: str = "auto") -> dict:
+    """Invert ``targets`` of ``cfg.target`` with MIFace and write a run folder evaluable by ``evaluate_run``.
+
+    ``images_per_class`` > 1 needs ``init_noise`` > 0: the first image starts from zero, the others from zero
+    plus N(0, init_noise²) noise seeded by ``cfg.seed`` (from zero alone MIFace is deterministic).
+    ``backend``: ``auto`` (ART if it imports, else the fallback), ``art`` or ``fallback``.
+    """
+    from mia_app.attack.models import load_target
+    from mia_app.data import load_benchmark
+
+    if images_per_class > 1 and init_noise <= 0:
+        raise ValueError("images_per_class > 1 needs init_noise > 0 (MIFace from zero is deterministic)")
+    if backend not in ("auto", "art", "fallback"):
+        raise ValueError(f"backend must be auto, art or fallback, got {backend!r}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = AttackConfig.model_validate(cfg.model_dump() | {"name": "miface"})
+    (out / "config.yaml").write_text(cfg.to_yaml())
+    bench = load_benchmark(cfg.data)
+    bad = [t for t in targets if not 0 <= t < bench.n_classes]
+    if bad or not targets:
+        raise ValueError(f"targets must be non-empty class indices in [0, {bench.n_classes}); got {bad}")
+    from mia_app.attack.models import resolve_device
+
+    device = resolve_device(cfg.device)
+    target, meta = load_target(cfg.target)
+    target = target.to(device).eval()
+    res = bench.resolution
+    y = torch.tensor(targets).repeat_interleave(images_per_class)
+    g = torch.Generator().manual_seed(cfg.seed)
+    x0 = torch.zeros(len(y), 3, res, res)
+    if images_per_class > 1:
+        noise = torch.randn(x0.shape, generator=g) * init_noise
+        noise[::images_per_class] = 0  # the first image of each class starts from exactly zero
+        x0 = (x0 + noise).clamp(-1, 1)
+
+    ok, art_info = art_available()
+    use_art = backend == "art" or (backend == "auto" and ok)
+    if backend == "art" and not ok:
+        raise ImportError(f"ART requested but it does not import: {art_info}")
+    params = {"max_iter": max_iter, "window_length": window_length, "threshold": threshold,
+              "learning_rate": learning_rate, "images_per_class": images_per_class, "init_noise": init_noise}
+    t0 = time.time()
+    if use_art:
+        x = torch.from_numpy(miface_art(target, x0.numpy(), y.numpy(), meta["n_classes"], max_iter, window_length,
+                                        threshold, learning_rate, device=str(device))).to(device)
+        implementation = f"IBM ART {art_info}: art.attacks.inference.model_inversion.MIFace on PyTorchClassifier"
+    else:
+        x = miface_fallback(target, x0.to(device), y.to(device), max_iter, window_length, threshold, learning_rate)
+        implementation = "FALLBACK mia_app.peers.miface.miface_fallback (torch port of ART 1.20's MIFace loop)"
+    seconds = time.time() - t0
+    x = x.float().clamp(-1, 1)
+    with torch.no_grad():
+        conf = F.softmax(target(x), 1).gather(1, y[:, None].to(device)).squeeze(1).cpu()
+    x = x.cpu()
+    folder = out / "final"
+    folder.mkdir(exist_ok=True)
+    for r, (img, label) in enumerate(zip(x, y.tolist(), strict=True)):
+        save_grid(img[None], folder / f"class{label:04d}_rank{r % images_per_class}.png", nrow=1, scale=1)
+    save_file({"images": x.contiguous(), "labels": y, "conf": conf}, str(folder / "images.safetensors"))
+    note = {
+        "method": "MIFace (Fredrikson et al., CCS 2015)",
+        "implementation": implementation,
+        "art_import": art_info if ok else f"failed: {art_info}",
+        "init": "zero image (mid-gray)" + (f" + N(0, {init_noise}^2) for extra images" if images_per_class > 1
+                                           else ""),
+        "objective": "gradient ascent on p_T(y|x) (descent on 1 - p), T's softmax, clip to [-1, 1]",
+        "stopping_rule": "ART 1.20's: active while cost <= threshold or cost >= max(window); threshold 1.0 "
+                         "means every image runs max_iter steps",
+        "params": params,
+        "target": cfg.target,
+    }
+    (out / "method.json").write_text(json.dumps(note, indent=2))
+    summary = {"targets": targets, "seconds": round(seconds, 2), "seconds_per_identity": round(seconds / len(targets),
+               3), "target_conf_mean": conf.mean().item(), "device": str(device), "method": "miface",
+               "implementation": implementation}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary | {"out": str(out)}

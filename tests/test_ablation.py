@@ -1,0 +1,217 @@
+"""Ablation: paired bootstrap, cell configs, MIFace peer, and a tiny end-to-end ablation that resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from mia_app.ablation.config import AblationConfig
+from mia_app.ablation.runner import plan_cells, run_ablation
+from mia_app.ablation.stats import bootstrap_mean, paired_bootstrap
+from mia_app.cli import main
+from mia_app.models.classifiers import build_classifier, save_classifier
+from tests.helpers import tiny_attack_config
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    """Honour MIA_THREADS (conftest pins 2 threads; on a shared 2-core box one thread is much faster)."""
+    before = torch.get_num_threads()
+    n = int(os.environ.get("MIA_THREADS", "0"))
+    if n > 0:
+        torch.set_num_threads(n)
+    yield
+    torch.set_num_threads(before)
+
+
+# ---- paired bootstrap -----------------------------------------------------------------------------------
+def _per_seed(values: np.ndarray) -> dict[int, dict[int, float]]:
+    """seeds × identities array -> seed -> {identity: value}."""
+    return {s: {i: float(v) for i, v in enumerate(row)} for s, row in enumerate(values)}
+
+
+def test_paired_bootstrap_known_positive_difference_excludes_zero():
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.2, 0.8, size=(2, 20))  # identities differ a lot; the gain is small but consistent
+    better = base + 0.05 + rng.normal(0, 0.01, size=base.shape)
+    out = paired_bootstrap(_per_seed(better), _per_seed(base))
+    assert out["diff"] == pytest.approx(float((better - base).mean()))
+    lo, hi = out["ci95"]
+    assert 0 < lo < out["diff"] < hi
+    assert out["excludes_zero"] and out["n_pairs"] == 40 and out["n_resamples"] == 2000
+    # the same data give the same interval (fixed RNG seed)
+    assert paired_bootstrap(_per_seed(better), _per_seed(base)) == out
+    # unpaired, the identity spread swamps the same gain: the pairing is what makes it detectable
+    unpaired = bootstrap_mean({0: (better - base[:, ::-1]).ravel()})
+    assert unpaired["ci95"][0] < 0 < unpaired["ci95"][1]
+
+
+def test_paired_bootstrap_identical_variants_contain_zero():
+    rng = np.random.default_rng(1)
+    base = rng.uniform(0, 1, size=(2, 10))
+    same = paired_bootstrap(_per_seed(base), _per_seed(base))
+    assert same["diff"] == 0 and same["ci95"][0] <= 0 <= same["ci95"][1] and not same["excludes_zero"]
+    noisy = paired_bootstrap(_per_seed(base + rng.normal(0, 0.1, size=base.shape)), _per_seed(base))
+    assert noisy["ci95"][0] < 0 < noisy["ci95"][1]
+
+
+def test_paired_bootstrap_keeps_pairs_only_and_drops_nan():
+    a = {0: {0: 1.0, 1: float("nan"), 2: 3.0}, 1: {0: 1.0}}
+    b = {0: {0: 0.0, 1: 0.0, 3: 9.0}}
+    out = paired_bootstrap(a, b)
+    assert out["n_pairs"] == 1 and out["diff"] == 1.0
+    assert paired_bootstrap({}, {})["diff"] is None
+
+
+# ---- configs --------------------------------------------------------------------------------------------
+def _ablation(tmp_path, **over) -> AblationConfig:
+    attack = tmp_path / "attack.yaml"
+    if not attack.exists():
+        cfg = tiny_attack_config(tmp_path, stage1={"steps": 1, "lr": 0.05, "image_every": 1,
+                                                   "weights": {"prior": 0.3, "id": 1.0, "perc": 0.5, "cls": 1.0}},
+                                 stage2={"steps": 1, "lr": 0.01, "code_lr": 0.01, "image_every": 1,
+                                         "weights": {"prior": 1.5, "id": 0.8, "perc": 1.0, "cls": 1.0}})
+        attack.write_text(cfg.to_yaml())
+    data = dict(name="tiny", attack=str(attack), targets="0-1", seeds=[0],
+                variants={"baseline": {}, "+B3": {"B3": True}, "+A": {"A": True}},
+                peers=["stage1_only", "plg_max_margin", {"kind": "miface", "max_iter": 3, "window_length": 2}],
+                eval_model=str(tmp_path / "eval.safetensors"), out=str(tmp_path / "abl"))
+    data.update(over)
+    return AblationConfig.model_validate(data)
+
+
+def test_ablation_config_validation(tmp_path):
+    with pytest.raises(ValueError, match="baseline"):
+        _ablation(tmp_path, variants={"x": {"B3": True}})
+    with pytest.raises(ValueError, match="E"):
+        _ablation(tmp_path, variants={"baseline": {}, "bad": {"E": True}})
+    with pytest.raises(ValueError, match="unique"):
+        _ablation(tmp_path, peers=["miface", "miface"])
+    cfg = _ablation(tmp_path, out=None)
+    assert str(cfg.out_dir()) == "results/ablation-tiny" and cfg.target_list() == [0, 1]
+
+
+def test_cells_are_paired_and_peers_change_what_they_say(tmp_path):
+    cfg = _ablation(tmp_path, seeds=[0, 3])
+    cells = plan_cells(cfg)
+    assert [(c.variant, c.seed) for c in cells[:6]] == [("baseline", 0), ("+B3", 0), ("+A", 0), ("stage1_only", 0),
+                                                       ("plg_max_margin", 0), ("miface", 0)]
+    by = {(c.variant, c.seed): c.config for c in cells}
+    strip = lambda c: c.model_dump(exclude={"schemes", "name"})  # noqa: E731
+    assert strip(by["+B3", 3]) == strip(by["baseline", 3]) and by["+B3", 3].seed == 3
+    assert by["+B3", 3].schemes.active() == ["B3"] and by["baseline", 0].schemes.active() == []
+    s1 = by["stage1_only", 0]
+    assert s1.stage2.steps == 0 and s1.stage1 == by["baseline", 0].stage1
+    plg = by["plg_max_margin", 0]
+    assert plg.cls_loss == "max_margin" and set(plg.stage1.weights) == set(plg.stage2.weights) == {"prior", "cls"}
+    assert plg.stage2.steps == by["baseline", 0].stage2.steps
+
+
+# ---- MIFace ---------------------------------------------------------------------------------------------
+def test_miface_fallback_matches_art(tmp_path):
+    pytest.importorskip("art")
+    from mia_app.peers.miface import miface_art, miface_fallback
+
+    torch.manual_seed(0)
+    model = build_classifier("vgg", 4, 4).eval().requires_grad_(False)
+    # an untrained net is flat at exactly zero (no biases, BN at init, ReLU), so start near it
+    x0, y = 0.1 * torch.randn(3, 3, 32, 32), torch.tensor([0, 2, 3])
+    for threshold, window in ((1.0, 2), (0.5, 3)):  # runs max_iter / stops early by ART's rule
+        a = miface_art(model, x0.numpy(), y.numpy(), 4, max_iter=5, window_length=window, threshold=threshold,
+                       learning_rate=0.5)
+        b = miface_fallback(model, x0, y, max_iter=5, window_length=window, threshold=threshold, learning_rate=0.5)
+        torch.testing.assert_close(torch.from_numpy(a), b, atol=1e-5, rtol=1e-4)
+    assert not torch.equal(b, x0)
+
+
+# ---- the tiny ablation ----------------------------------------------------------------------------------
+def test_tiny_ablation_writes_outputs_and_resumes(tmp_path, capsys):
+    torch.manual_seed(3)
+    save_classifier(build_classifier("resnet", 4, 8), tmp_path / "eval.safetensors",
+                    {"role": "eval", "arch": "resnet", "width": 8, "n_classes": 4, "resolution": 32,
+                     "benchmark": "tiny", "benchmark_sha256": "-"})
+    cfg = _ablation(tmp_path)
+    out = tmp_path / "abl"
+    summary = run_ablation(cfg, progress=False)
+    names = ["baseline", "+B3", "+A", "stage1_only", "plg_max_margin", "miface"]
+    assert list(summary["variants"]) == names and summary["complete"]
+    assert len(summary["this_call"]["ran"]) == 6 and not summary["this_call"]["skipped"]
+    on_disk = json.loads((out / "summary.json").read_text())
+    b3 = on_disk["variants"]["+B3"]
+    assert b3["schemes"] == ["B3"] and b3["metrics"]["acc@1"]["n_pairs"] == 2
+    assert set(b3["vs_baseline"]) >= {"acc@1", "acc@5", "knn_dist", "perc_dist", "judge_dist", "judge_match@0.6"}
+    assert b3["vs_baseline"]["acc@1"]["n_resamples"] == 2000
+    assert b3["metrics"]["frechet_sface"]["N"] == 2 and b3["metrics"]["frechet_sface"]["backbone"]
+    assert on_disk["variants"]["baseline"]["vs_baseline"] is None
+    assert on_disk["eval_arch"].startswith("resnet") and on_disk["seeds"] == [0]
+    mi = out / "miface" / "seed0"
+    assert json.loads((mi / "method.json").read_text())["params"]["max_iter"] == 3
+    assert load_file(str(mi / "final" / "images.safetensors"))["images"].shape == (2, 3, 32, 32)
+    table = (out / "table.md").read_text()
+    assert "| +B3 |" in table and "miface (peer)" in table and "resnet" in table and "seeds: 0" in table
+    assert "identities: 2" in table and "images per identity: 1" in table
+    png = (out / "acc1.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # Resume: nothing is attacked or evaluated again; finished cells keep their files.
+    # Through the CLI this time, from the config it saved.
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/seed0/metrics.json")}
+    assert len(stamps) == 6
+    capsys.readouterr()
+    assert main(["ablate", "--config", str(out / "ablation.yaml"), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "cells: 0 attacked, 0 evaluated, 6 already finished" in printed and "| +B3 |" in printed
+    again = json.loads((out / "summary.json").read_text())
+    assert again["this_call"]["ran"] == [] and again["this_call"]["evaluated"] == []
+    assert len(again["this_call"]["skipped"]) == 6
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert again["variants"]["+B3"]["metrics"] == on_disk["variants"]["+B3"]["metrics"]
+
+    # A cell whose evaluation is missing is evaluated, not attacked again; a changed config is refused.
+    (out / "+A" / "seed0" / "metrics.json").unlink()
+    third = run_ablation(cfg, progress=False)
+    assert third["this_call"]["ran"] == [] and third["this_call"]["evaluated"] == ["+A/seed0"]
+    raw = yaml.safe_load((tmp_path / "attack.yaml").read_text())
+    raw["candidates"] = 3
+    (tmp_path / "attack.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ValueError, match="different config"):
+        run_ablation(cfg, progress=False)
+
+
+def test_run_miface_fallback_writes_an_evaluable_run_folder(tmp_path):
+    from mia_app.peers.miface import run_miface
+
+    cfg = tiny_attack_config(tmp_path)
+    out = tmp_path / "mi"
+    summary = run_miface(cfg, [1, 3], out, max_iter=2, window_length=2, learning_rate=10.0, images_per_class=2,
+                         init_noise=0.1, backend="fallback")
+    note = json.loads((out / "method.json").read_text())
+    assert note["implementation"].startswith("FALLBACK") and note["params"]["images_per_class"] == 2
+    data = load_file(str(out / "final" / "images.safetensors"))
+    assert data["labels"].tolist() == [1, 1, 3, 3] and data["images"].abs().max() <= 1
+    assert data["images"][0].abs().max() == 0 < data["images"][1].abs().max()  # zero start; noised start (a tiny
+    # untrained T is flat at exactly zero, so the zero start does not move here; the real T is not)
+    assert sorted(p.name for p in (out / "final").glob("*.png"))[:2] == ["class0001_rank0.png", "class0001_rank1.png"]
+    assert summary["seconds"] >= 0 and (out / "config.yaml").is_file()
+    with pytest.raises(ValueError, match="init_noise"):
+        run_miface(cfg, [1], tmp_path / "bad", images_per_class=2)
+
+
+@pytest.mark.parametrize("name", ["quick", "full"])
+def test_shipped_ablation_configs_plan(name):
+    from mia_app.assets import REPO_ROOT
+
+    cfg = AblationConfig.from_yaml(REPO_ROOT / "configs" / "ablation" / f"{name}.yaml")
+    cells = plan_cells(cfg)
+    variants = ["baseline", "+B3", "+A", "+C", "+D", "A+B3+C", "A+B3+C+D"]
+    assert list(cfg.variants) == variants and [cfg.peer_name(p) for p in cfg.peers] == [
+        "stage1_only", "plg_max_margin", "miface"]
+    assert len(cells) == 10 * len(cfg.seeds) and str(cfg.out_dir()) == f"results/ablation-{name}"
+    assert len(cfg.target_list()) == (10 if name == "quick" else 100)
+    assert cells[0].config.name == "baseline" and cells[-1].config.name == "miface"
