@@ -6,7 +6,10 @@ identity (ceiling), and for a random other identity's code (floor).
 Fréchet distance: N generated faces vs N real public faces, on SFace (128-d) and MobileNetV2 deep-tap
 (pooled, 96-d) features.
 
-    python benchmarks/prior_quality.py --prior assets/prior --train-run runs/prior --n 256
+    python benchmarks/prior_quality.py --prior assets/prior --n 256
+
+The held-out identities and the data come from the prior's own ``prior_config.json`` (its training config);
+``--train-run`` reuses a training folder's cached SFace codes instead of recomputing them.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 
 from mia_app.config import PriorTrainConfig
 from mia_app.data import load_benchmark
@@ -26,7 +28,7 @@ from mia_app.models.mobilenet_v2 import load_mobilenet_v2
 from mia_app.models.sface import load_sface
 from mia_app.prior.model import IdentityPrior
 from mia_app.prior.sampler import sample_from_noise
-from mia_app.prior.train import heldout_mask
+from mia_app.prior.train import heldout_mask, public_codes
 
 
 @torch.no_grad()
@@ -37,17 +39,21 @@ def batched(fn, x: torch.Tensor, bs: int = 64) -> torch.Tensor:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--prior", default="assets/prior")
-    ap.add_argument("--train-run", default="runs/prior", help="prior training folder (config + cached codes)")
+    ap.add_argument("--train-run", type=Path, default=None,
+                    help="training folder whose cached public codes to reuse (default: recompute into .cache/)")
     ap.add_argument("--n", type=int, default=256)
     ap.add_argument("--steps", type=int, default=25, help="DDIM steps")
     ap.add_argument("--guidance", type=float, default=1.0)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(2)
-    run = Path(args.train_run)
-    cfg = PriorTrainConfig.model_validate_json((run / "config.json").read_text())
+    prior_cfg = json.loads((Path(args.prior) / "prior_config.json").read_text())
+    if "train_config" not in prior_cfg:
+        raise SystemExit(f"{args.prior}/prior_config.json has no train_config: held-out identities unknown")
+    cfg = PriorTrainConfig.model_validate(prior_cfg["train_config"])
     bench = load_benchmark(cfg.data)
-    codes = load_file(str(run / "public_codes.safetensors"))["codes"]
+    cache = (args.train_run or Path(".cache") / "prior_quality") / "public_codes.safetensors"
+    codes = public_codes(bench, cache)
     held = heldout_mask(bench.public.labels, cfg.heldout_fraction, cfg.seed)
     prior = IdentityPrior.from_pretrained(args.prior).eval()
     sface, mnet = load_sface(), load_mobilenet_v2()
