@@ -76,3 +76,22 @@ def test_weights_load_with_weights_only():
     # The DCGAN checkpoint is a pickle: it must load under weights_only=True (no arbitrary code).
     state = torch.load(asset_path("dcgan_digiface"), map_location="cpu", weights_only=True)
     assert "netG_state_dict" in state
+
+
+def test_corrupt_shipped_prior_is_refused_before_loading(tmp_path, monkeypatch):
+    import shutil
+
+    from mia_app.attack import models
+
+    shutil.copytree(assets.REPO_ROOT / "assets" / "prior", tmp_path / "assets" / "prior")
+    shutil.copy(assets.MANIFEST_PATH, tmp_path / "assets" / "manifest.json")
+    for mod in (assets, models):
+        monkeypatch.setattr(mod, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(assets, "MANIFEST_PATH", tmp_path / "assets" / "manifest.json")
+    assert models.load_prior("assets/prior").conditioned
+    weights = tmp_path / "assets" / "prior" / "unet" / "diffusion_pytorch_model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-10] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(AssetError, match="corrupt"):
+        models.load_prior("assets/prior")

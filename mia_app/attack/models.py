@@ -36,6 +36,10 @@ def load_prior(name: str) -> IdentityPrior:
     local = _local(name)
     if local is None and name.startswith(("assets/", "./", "/")):
         raise AssetError(f"prior {name!r} not found; train one with `python -m mia_app train-prior --ship`")
+    if local is not None and local.resolve().is_relative_to(REPO_ROOT / "assets"):
+        for f in sorted(local.resolve().rglob("*")):  # verify the shipped prior against the manifest
+            if f.is_file():
+                shipped_path(str(f.relative_to(REPO_ROOT)))
     return IdentityPrior.from_pretrained(local or name)
 
 

@@ -91,8 +91,9 @@ class IdentityPrior(nn.Module):
         folder.mkdir(parents=True, exist_ok=True)
         unet = self.unet
         if fp16:
-            unet = default_unet_like(unet)
-            unet.load_state_dict({k: v.half() for k, v in self.unet.state_dict().items()})
+            # load_state_dict copies into the module's own dtype, so the copy must be half before loading
+            unet = default_unet_like(unet).half()
+            unet.load_state_dict(self.unet.state_dict())
         unet.save_pretrained(folder / "unet", safe_serialization=True)
         self.scheduler.save_pretrained(folder / "scheduler")
         if self.code_proj is not None:
@@ -103,9 +104,12 @@ class IdentityPrior(nn.Module):
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, **kwargs) -> IdentityPrior:
-        """Load our prior folder, a plain diffusers UNet2DModel folder, or a hub id (online users)."""
+        """Load our prior folder, a plain diffusers UNet2DModel folder, a diffusers pipeline folder (its
+        ``unet/`` and ``scheduler/``), or a hub id (online users). Weights are returned in float32."""
         path = Path(name_or_path)
-        if path.is_dir() and (path / "unet").is_dir():
+        if path.is_dir() and (path / "unet").is_dir() and not (path / "prior_config.json").is_file():
+            name_or_path, kwargs = path, {"subfolder": "unet", **kwargs}
+        elif path.is_dir() and (path / "unet").is_dir():
             unet = UNet2DModel.from_pretrained(path / "unet", **kwargs).float()
             scheduler = DDPMScheduler.from_pretrained(path / "scheduler")
             meta = json.loads((path / "prior_config.json").read_text())
