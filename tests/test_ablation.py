@@ -150,6 +150,7 @@ def test_tiny_ablation_writes_outputs_and_resumes(tmp_path, capsys):
     assert b3["metrics"]["frechet_sface"]["N"] == 2 and b3["metrics"]["frechet_sface"]["backbone"]
     assert on_disk["variants"]["baseline"]["vs_baseline"] is None
     assert on_disk["eval_arch"].startswith("resnet") and on_disk["seeds"] == [0]
+    assert on_disk["target_arch"] == "vgg (width 8)"
     mi = out / "miface" / "seed0"
     assert json.loads((mi / "method.json").read_text())["params"]["max_iter"] == 3
     assert load_file(str(mi / "final" / "images.safetensors"))["images"].shape == (2, 3, 32, 32)
@@ -215,3 +216,22 @@ def test_shipped_ablation_configs_plan(name):
     assert len(cells) == 10 * len(cfg.seeds) and str(cfg.out_dir()) == f"results/ablation-{name}"
     assert len(cfg.target_list()) == (10 if name == "quick" else 100)
     assert cells[0].config.name == "baseline" and cells[-1].config.name == "miface"
+
+
+def test_summary_arch_of_an_unreadable_checkpoint_is_none_with_a_warning(tmp_path, caplog):
+    from mia_app.ablation.runner import _arch
+
+    e_path = tmp_path / "eval.safetensors"
+    save_classifier(build_classifier("resnet", 4, 8), e_path,
+                    {"role": "eval", "arch": "resnet", "width": 8, "n_classes": 4, "resolution": 32,
+                     "benchmark": "tiny", "benchmark_sha256": "-"})
+    assert _arch("eval", str(e_path)) == "resnet (width 8)" and not caplog.records
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"not a checkpoint")
+    with caplog.at_level("WARNING", logger="mia_app.ablation"):
+        assert _arch("eval", str(tmp_path / "missing.safetensors")) is None
+        assert _arch("eval", str(garbage)) is None
+        assert _arch("target", str(tmp_path / "nowhere.safetensors")) is None
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 3 and "eval architecture of" in messages[0] and "missing.safetensors" in messages[0]
+    assert "garbage.safetensors" in messages[1] and "target architecture of" in messages[2]

@@ -120,6 +120,10 @@ def test_each_scheme_runs_and_logs_its_terms(tmp_path, schemes):
     keys = set().union(*logs)
     assert ("L_id_contrast" in keys) == schemes.get("B3", False)
     assert ("L_attr" in keys and "L_div" in keys) == schemes.get("C", False)
+    # A's timestep weight w(t) is in the prior loss of both stages, and logs its batch mean (in [0.5, 1.5]).
+    assert ("tw_prior" in keys) == schemes.get("A", False)
+    if schemes.get("A"):
+        assert all(0.5 <= rec["tw_prior"] <= 1.5 for rec in logs)  # every step of both stages
     if schemes.get("D"):
         assert {"w_prior", "w_id", "w_perc", "w_cls", "s_reg"} <= keys  # stage 2 adds `reg`
         for rec in logs:
@@ -127,6 +131,34 @@ def test_each_scheme_runs_and_logs_its_terms(tmp_path, schemes):
             assert abs(sum(w) - 1) < 1e-5
     assert "L_reg" in keys
     assert all(c.status != "fail" for c in doctor.checks()), doctor.table()
+
+
+def test_scheme_c_weights_come_from_the_config(tmp_path):
+    from pydantic import ValidationError
+
+    from mia_app.losses.attributes import DEFAULT_ATTRIBUTE_WEIGHTS, HierarchicalPerceptionLoss
+    from mia_app.losses.factory import build_composer
+
+    def terms(**schemes):
+        cfg = tiny_attack_config(tmp_path, schemes={"C": True, **schemes})
+        return {t.name: t for t in build_composer(cfg, 1, cfg.stage1).terms}
+
+    # The defaults are the losses' own (so presets keep their numbers), in the same order.
+    default = terms()
+    assert list(default["attr"].weights.items()) == list(DEFAULT_ATTRIBUTE_WEIGHTS.items())
+    assert list(default["perc"].tap_weights.items()) == list(HierarchicalPerceptionLoss.DEFAULT_TAP_WEIGHTS.items())
+    custom = terms(attr_pose_weight=0.7, attr_illumination_weight=0.0, perc_early_weight=1.0, perc_mid_weight=0.0)
+    assert custom["attr"].weights == {"pose": 0.7, "expression": 0.3, "illumination": 0.0}
+    assert custom["perc"].tap_weights == {"early": 1.0, "mid": 0.0, "deep": 0.3}
+    with pytest.raises(ValidationError, match="cannot all be 0"):
+        tiny_attack_config(tmp_path, schemes={"perc_early_weight": 0, "perc_mid_weight": 0, "perc_deep_weight": 0})
+    with pytest.raises(ValidationError, match="cannot all be 0"):
+        tiny_attack_config(tmp_path, schemes={"attr_pose_weight": 0, "attr_expression_weight": 0,
+                                              "attr_illumination_weight": 0})
+    with pytest.raises(ValidationError, match="greater than or equal to 0"):
+        tiny_attack_config(tmp_path, schemes={"attr_pose_weight": -0.1})
+    with pytest.raises(ValidationError, match="finite"):
+        tiny_attack_config(tmp_path, schemes={"perc_mid_weight": float("nan")})
 
 
 def test_scheme_d_refuses_raw_max_margin(tmp_path):

@@ -112,11 +112,13 @@ def test_launch_watch_and_compare_in_the_browser(app_url):
         page = browser.new_page(viewport={"width": 1500, "height": 1300})
         page.goto(app_url)
         page.wait_for_selector("#picker img", timeout=60_000)  # demo mode: one private image per class
+        page.wait_for_selector("#references :text('class 0')", timeout=15_000)  # references of the default target
         page.locator("#picker img").nth(1).click()  # the picker fills the targets and shows the references
-        page.wait_for_selector("#references img", timeout=15_000)
+        page.wait_for_selector("#references :text('class 1')", timeout=15_000)
         assert page.input_value("#targets textarea") == "1"
         page.screenshot(path=str(ARTIFACTS / "attack-start.png"), full_page=True)
-        page.fill("#targets textarea", "0")
+        page.fill("#targets textarea", "0")  # typing a target moves the references too
+        page.wait_for_selector("#references :text('class 0')", timeout=15_000)
 
         # Bad input: a clear message, nothing queued, the app stays up.
         steps = page.get_by_label("stage1 steps")

@@ -29,3 +29,59 @@ def test_parse_targets():
 def test_bad_config_is_one_clear_line(tmp_path, capsys):
     assert main(["attack", "--config", str(tmp_path / "missing.yaml"), "--targets", "0", "--out", str(tmp_path)]) == 2
     assert "no attack config" in capsys.readouterr().err
+
+
+def test_evaluate_a_fresh_attack_run(tmp_path, capsys):
+    import csv
+    import json
+
+    from mia_app.attack.run import run_attack
+    from mia_app.evaluation.evaluate import PER_IDENTITY_COLUMNS
+    from mia_app.models.classifiers import build_classifier, save_classifier
+    from tests.helpers import tiny_attack_config
+
+    run = tmp_path / "run"
+    run_attack(tiny_attack_config(tmp_path), [0, 2], run)
+    e_path = tmp_path / "eval.safetensors"  # a tiny E of another architecture than T, as the shipped one is
+    save_classifier(build_classifier("resnet", 4, 8), e_path,
+                    {"role": "eval", "arch": "resnet", "width": 8, "n_classes": 4, "resolution": 32,
+                     "benchmark": "tiny", "benchmark_sha256": "-"})
+    assert main(["evaluate", "--run", str(run), "--eval-model", str(e_path), "--judge", "off"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert json.loads(capsys.readouterr().out)["E_acc@1"] == metrics["E_acc@1"]  # printed = written
+    for key in ("n_images", "n_identities", "eval_arch", "E_acc@1", "E_acc@5", "T_acc@1", "knn_dist", "perc_dist",
+                "perc_backend", "frechet_sface", "frechet_mobilenet", "judge_note", "seed"):
+        assert key in metrics, key
+    assert (metrics["n_images"], metrics["n_identities"], metrics["eval_arch"]) == (2, 2, "resnet")
+    assert 0 <= metrics["E_acc@1"] <= metrics["E_acc@5"] <= 1 and metrics["judge_dist"] is None
+    rows = list(csv.DictReader(open(run / "per_identity.csv")))
+    assert list(rows[0]) == PER_IDENTITY_COLUMNS and [r["class"] for r in rows] == ["0", "2"]
+    assert all(r["n_images"] == "1" for r in rows)  # keep=1 image per identity
+
+
+def test_evaluate_with_the_optional_facenet_judge(tmp_path, monkeypatch):
+    import json
+    import sys
+    import types
+
+    from mia_app.attack.run import run_attack
+    from mia_app.models.classifiers import build_classifier, save_classifier
+    from tests.helpers import tiny_attack_config
+    from tests.test_facenet_judge import _RecordingNet
+
+    run = tmp_path / "run"
+    run_attack(tiny_attack_config(tmp_path), [0, 2], run)
+    e_path = tmp_path / "eval.safetensors"
+    save_classifier(build_classifier("resnet", 4, 8), e_path,
+                    {"role": "eval", "arch": "resnet", "width": 8, "n_classes": 4, "resolution": 32,
+                     "benchmark": "tiny", "benchmark_sha256": "-"})
+    argv = ["evaluate", "--run", str(run), "--eval-model", str(e_path), "--judge", "off", "--facenet"]
+    monkeypatch.setitem(sys.modules, "facenet_pytorch", None)
+    assert main(argv) != 0 and not (run / "metrics.json").exists()  # missing package: clear error, nothing written
+    fake = types.ModuleType("facenet_pytorch")
+    fake.InceptionResnetV1 = _RecordingNet  # facenet-pytorch cannot be installed here (it pins torchvision)
+    monkeypatch.setitem(sys.modules, "facenet_pytorch", fake)
+    assert main(argv) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 0 <= metrics["facenet_dist"] <= 2 and 0 <= metrics["facenet_match@1.1"] <= 1
+    assert metrics["facenet_top1"] in (0.0, 0.5, 1.0) and "vggface2" in metrics["facenet"]

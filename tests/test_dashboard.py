@@ -1,5 +1,7 @@
 """The dashboard's logic without a browser: settings, the config form, launch validation, folder views."""
 
+from pathlib import Path
+
 import pytest
 from pydantic import BaseModel, ValidationError
 
@@ -124,3 +126,61 @@ def test_an_ablation_is_queued_once_per_output_folder(tmp_path):
     config.write_text("name: quick\nattack: x.yaml\ntargets: 0\nvariants: {baseline: {Z: true}}\n")
     with pytest.raises(LaunchError, match="quick.yaml is invalid"):
         queue_ablation(ctx, config, None)
+
+
+def test_compare_evaluations_obey_the_per_session_queue_limit(tmp_path):
+    from types import SimpleNamespace
+
+    from mia_app.dashboard.compare_tab import queue_evaluations
+    from mia_app.dashboard.context import DashboardContext
+
+    settings = DashboardSettings(runs=tmp_path / "runs", db=tmp_path / "runs" / "jobs.sqlite", auth="u:p",
+                                 max_queued=2, start_worker=False)
+    ctx = DashboardContext.create(settings)
+    alice, bob = SimpleNamespace(username="alice", session_hash="a"), SimpleNamespace(username="bob", session_hash="b")
+    names = []
+    for i in range(3):  # three finished attacks of alice's
+        job = ctx.store.submit("attack", f"run{i}", {}, [0], "alice")
+        ctx.store.claim("w")
+        ctx.store.finish(job.id, "done")
+        names.append(Path(job.run_dir).name)
+    with pytest.raises(LaunchError, match="3 more jobs would exceed the limit of 2 .*choose at most 2"):
+        queue_evaluations(ctx, names, alice)
+    assert ctx.store.count_active("alice") == 0  # all or nothing
+    assert "queued evaluation jobs [4, 5]" in queue_evaluations(ctx, names[:2], alice)
+    assert ctx.store.get(4).config["argv"][:2] == ["evaluate", "--run"] and ctx.store.get(4).session == "alice"
+    with pytest.raises(LaunchError, match="you already have 2 queued or running jobs"):
+        queue_evaluations(ctx, names[2:], alice)
+    with pytest.raises(LaunchError, match="choose runs to evaluate"):
+        queue_evaluations(ctx, names, bob)  # bob sees none of alice's runs on a hosted server
+
+
+def test_references_follow_the_first_typed_target():
+    import numpy as np
+
+    from mia_app.dashboard.attack_tab import reference_images
+    from mia_app.dashboard.identities import Identities
+
+    img = {y: np.full((4, 4, 3), y, np.uint8) for y in range(3)}
+    ids = Identities(3, [img[y] for y in range(3)], {y: [img[y], img[y]] for y in range(3)})
+    refs = reference_images(ids, "2, 0-1")
+    assert [cap for _, cap in refs] == ["class 2", "class 2"] and int(refs[0][0][0, 0, 0]) == 2
+    assert [cap for _, cap in reference_images(ids, "1-2")] == ["class 1", "class 1"]
+    for text in ("", None, "3-", "a", ",", "1-2-3"):  # half-typed or wrong: nothing, and no error
+        assert reference_images(ids, text) == []
+    assert reference_images(ids, "7") == []  # out of range: no images for it
+    assert reference_images(Identities(3), "1") == []  # MIA_DEMO=0: no references at all
+
+
+def test_the_attack_tab_shows_the_references_of_the_typed_target(tmp_path):
+    from mia_app.dashboard.attack_tab import AttackTab
+    from mia_app.dashboard.context import DashboardContext
+
+    (tmp_path / "presets").mkdir()
+    (tmp_path / "presets" / "tiny.yaml").write_text(tiny_attack_config(tmp_path).to_yaml())
+    settings = DashboardSettings(runs=tmp_path / "runs", db=tmp_path / "runs" / "jobs.sqlite",
+                                 presets=tmp_path / "presets", start_worker=False)
+    tab = AttackTab(DashboardContext.create(settings))
+    shown = tab.on_targets("tiny", "3,1")
+    assert shown["visible"] and {cap for _, cap in shown["value"]} == {"class 3"}
+    assert tab.on_targets("tiny", "3-")["visible"] is False and tab.on_targets("nope", "1")["value"] == []

@@ -179,3 +179,15 @@ def test_evaluate_run_without_dlib_says_why(fake_run, monkeypatch, capsys):
     assert m["perc_dist"] == pytest.approx(0.0, abs=1e-4)  # the rest still runs
     with pytest.raises(ImportError, match="dlib"):
         evaluate_run(run, str(e_path), judge="on")
+
+
+def test_official_lpips_that_cannot_load_falls_back_with_a_warning(monkeypatch, caplog):
+    import sys
+
+    import mia_app.evaluation.evaluate as ev
+
+    monkeypatch.setitem(sys.modules, "lpips", None)  # `import lpips` raises ImportError
+    monkeypatch.setattr(ev, "_PERC_BACKEND", {})
+    with caplog.at_level("WARNING", logger="mia_app.evaluation"):
+        assert ev._official_lpips() is None
+    assert "official LPIPS skipped (ModuleNotFoundError" in caplog.text and "MobileNetV2" in caplog.text

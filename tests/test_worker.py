@@ -118,3 +118,30 @@ def test_a_cli_job_that_fails_reports_the_command_output(tmp_path):
     got = store.get(job.id)
     assert got.status == "failed" and "exited with 2" in got.error and "no final images" in got.error
     assert (missing / "job.log").is_file()
+
+
+def test_dashboard_restart_keeps_finished_jobs_and_interrupts_orphans(tmp_path, caplog):
+    from mia_app.dashboard.server import recover
+
+    store = _store(tmp_path)
+    finished = _submit(store, tmp_path)
+    worker = JobWorker(store)
+    assert worker.run_one().status == "done"
+    store.stop_worker(worker.id)  # the whole app went down: that worker is gone too
+    run_dir = Path(finished.run_dir)
+    before = {p.relative_to(run_dir): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    assert {"summary.json", "config.yaml", "doctor.json"} <= {str(p) for p in before}
+    orphan = store.submit("attack", "orphan", {}, [0])
+    store.register_worker("dead", pid=2**22 + 12345)  # no such pid: killed mid-job
+    store.claim("dead")
+
+    with caplog.at_level("WARNING", logger="mia_app.dashboard"):
+        assert recover(store) == [orphan.id]
+    assert f"jobs [{orphan.id}]" in caplog.text
+    got = store.get(orphan.id)
+    assert got.status == "interrupted" and "died" in got.error
+    kept = store.get(finished.id)
+    assert (kept.status, kept.error, kept.done_steps) == ("done", None, 4)
+    after = {p.relative_to(run_dir): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    assert after == before  # not a byte of the finished run changed
+    assert recover(store) == [] and store.get(orphan.id).status == "interrupted"  # a second restart: no-op

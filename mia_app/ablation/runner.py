@@ -22,6 +22,7 @@ Layout::
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from dataclasses import dataclass
@@ -32,7 +33,10 @@ from tqdm import tqdm
 
 from mia_app.ablation.config import SCHEME_TOGGLES, AblationConfig, MIFacePeer, OursPeer
 from mia_app.ablation.stats import bootstrap_mean, paired_bootstrap
+from mia_app.assets import AssetError
 from mia_app.attack.config import AttackConfig
+
+log = logging.getLogger("mia_app.ablation")
 
 #: summary key -> (per_identity.csv column / metrics.json key, higher is better, label in the table)
 METRICS: dict[str, tuple[str, bool, str]] = {
@@ -205,14 +209,22 @@ def _read_per_identity(folder: Path) -> dict[str, dict[int, float]]:
     return out
 
 
-def _arch(path: str) -> str | None:
-    try:
-        from mia_app.evaluation.evaluate import resolve_eval_path
-        from mia_app.models.classifiers import read_meta
+def _arch(role: str, path: str) -> str | None:
+    """'arch (width w)' of the target T or the evaluation model E for the summary; None, with a warning, when its
+    checkpoint cannot be read (the summary is still useful without it)."""
+    from safetensors import SafetensorError
 
-        meta = read_meta(resolve_eval_path(path))
+    from mia_app.attack.models import load_target
+    from mia_app.evaluation.evaluate import resolve_eval_path
+    from mia_app.models.classifiers import read_meta
+
+    try:
+        meta = read_meta(resolve_eval_path(path)) if role == "eval" else load_target(path)[1]
         return f"{meta['arch']} (width {meta['width']})"
-    except Exception:  # summary still useful without it
+    # AssetError: missing or corrupt shipped file; OSError: unreadable path; SafetensorError / ValueError: not a
+    # mia_app checkpoint; KeyError: metadata without arch / width.
+    except (AssetError, OSError, SafetensorError, ValueError, KeyError) as err:
+        log.warning("ablation summary: %s architecture of %s skipped (%s: %s)", role, path, type(err).__name__, err)
         return None
 
 
@@ -273,13 +285,6 @@ def summarize(acfg: AblationConfig, cells: list[Cell], targets: list[int]) -> di
                        "note": "one value per run: mean over seeds of the per-seed difference, no CI"}
         entry["vs_baseline"] = vs
 
-    try:
-        from mia_app.attack.models import load_target
-
-        t_meta = load_target(base_config(acfg).target)[1]
-        target_arch = f"{t_meta['arch']} (width {t_meta['width']})"
-    except Exception:
-        target_arch = None
     return {
         "name": acfg.name,
         "attack_preset": acfg.attack,
@@ -289,8 +294,8 @@ def summarize(acfg: AblationConfig, cells: list[Cell], targets: list[int]) -> di
         "seeds": acfg.seeds,
         "baseline": acfg.baseline,
         "eval_model": acfg.eval_model,
-        "eval_arch": _arch(acfg.eval_model),
-        "target_arch": target_arch,
+        "eval_arch": _arch("eval", acfg.eval_model),
+        "target_arch": _arch("target", by_variant[acfg.baseline][0].config.target),
         "bootstrap": {"resamples": acfg.bootstrap_resamples, "rng_seed": acfg.bootstrap_seed, "level": 0.95,
                       "unit": "(seed, identity) pairs; identities resampled with replacement within each seed; "
                               "per-identity values are means over that identity's images"},

@@ -46,8 +46,19 @@ class StageConfig(StrictModel):
         return w
 
 
+#: Scheme C's per-part weights, as plain float fields of ``SchemesConfig`` (one number box each in the dashboard).
+ATTRIBUTE_WEIGHT_FIELDS = {"pose": "attr_pose_weight", "expression": "attr_expression_weight",
+                           "illumination": "attr_illumination_weight"}
+PERC_TAP_WEIGHT_FIELDS = {"early": "perc_early_weight", "mid": "perc_mid_weight", "deep": "perc_deep_weight"}
+
+
 class SchemesConfig(StrictModel):
-    """The seed's four schemes; each is independent, so an ablation can switch any subset."""
+    """The seed's four schemes; each is independent, so an ablation can switch any subset.
+
+    Every weight a scheme uses is a field here: C's attribute weights (``attr_*_weight``, pose / expression /
+    illumination 0.3 / 0.3 / 0.2) and its hierarchical perception tap weights (``perc_*_weight``, early / mid /
+    deep 0.2 / 0.5 / 0.3). Each group must be >= 0 and not all zero.
+    """
 
     B3: bool = Field(False, description="contrastive identity loss against a negative bank")
     A: bool = Field(False, description="timestep-adaptive prior weight and cosine epsilon loss")
@@ -62,9 +73,32 @@ class SchemesConfig(StrictModel):
     prior_form: Literal["mse", "cosine"] = "cosine"
     diversity_target: float = Field(0.1, gt=0, le=2)
     logvar_clamp: float = Field(4.0, gt=0)
+    attr_pose_weight: float = Field(0.3, ge=0, allow_inf_nan=False, description="C: attribute loss, pose")
+    attr_expression_weight: float = Field(0.3, ge=0, allow_inf_nan=False, description="C: attribute loss, expression")
+    attr_illumination_weight: float = Field(0.2, ge=0, allow_inf_nan=False, description="C: attribute loss, lighting")
+    perc_early_weight: float = Field(0.2, ge=0, allow_inf_nan=False, description="C: perception, early taps")
+    perc_mid_weight: float = Field(0.5, ge=0, allow_inf_nan=False, description="C: perception, mid taps")
+    perc_deep_weight: float = Field(0.3, ge=0, allow_inf_nan=False, description="C: perception, deep taps")
+
+    @model_validator(mode="after")
+    def _weights_not_all_zero(self) -> SchemesConfig:
+        # All-zero parts would make scheme C's term a constant 0 while it still counts as "on" (and as a task
+        # for D); switching the term off is the stage weight's job.
+        for group in (ATTRIBUTE_WEIGHT_FIELDS, PERC_TAP_WEIGHT_FIELDS):
+            if not any(getattr(self, f) > 0 for f in group.values()):
+                raise ValueError(f"{', '.join(group.values())} cannot all be 0")
+        return self
 
     def active(self) -> list[str]:
         return [k for k in ("B3", "A", "C", "D") if getattr(self, k)]
+
+    def attribute_weights(self) -> dict[str, float]:
+        """Scheme C's ``AttributeLoss`` weights, {"pose": ..., "expression": ..., "illumination": ...}."""
+        return {part: getattr(self, f) for part, f in ATTRIBUTE_WEIGHT_FIELDS.items()}
+
+    def perc_tap_weights(self) -> dict[str, float]:
+        """Scheme C's ``HierarchicalPerceptionLoss`` tap weights, {"early": ..., "mid": ..., "deep": ...}."""
+        return {tap: getattr(self, f) for tap, f in PERC_TAP_WEIGHT_FIELDS.items()}
 
 
 class LoraSettings(StrictModel):

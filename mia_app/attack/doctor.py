@@ -31,6 +31,12 @@ class Doctor(BaseCallback):
         self.logvar_clamp = logvar_clamp
         self.records: list[StepEvent] = []
 
+    @classmethod
+    def for_config(cls, cfg, out: Path | None = None) -> Doctor:
+        """A doctor that checks log-vars against the attack's own clamp, not the generic default."""
+        # getattr: an older attack config (the dashboard still reads them) has no schemes section.
+        return cls(out, logvar_clamp=getattr(getattr(cfg, "schemes", None), "logvar_clamp", None))
+
     def on_step(self, event: StepEvent) -> None:
         self.records.append(event)
         if self.out is not None and (event.step == 1 or event.step % 10 == 0 or event.step == event.steps):

@@ -37,6 +37,6 @@ def run_attack(
     models = cached_models(cfg)
     bench = load_benchmark(cfg.data)
     writer = RunWriter(out, cfg.candidates)
-    doctor = Doctor(out)
+    doctor = Doctor.for_config(cfg, out)
     result = Inversion(cfg, models, bench, out, [writer, doctor, *(callbacks or [])]).run(targets)
     return {k: v for k, v in result.items() if k != "final"} | {"out": str(out)}

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = cfg.model_copy(update={"stage1": cfg.stage1.model_copy(update={"steps": steps}),
                                  "stage2": cfg.stage2.model_copy(update={"steps": steps})})
     out = args.out or Path(tempfile.mkdtemp(prefix="mia-doctor-"))
-    doctor = Doctor(logvar_clamp=getattr(getattr(cfg, "schemes", None), "logvar_clamp", None))
+    doctor = Doctor.for_config(cfg)
     run_attack(cfg, parse_targets(args.targets), out, [doctor])
     print(doctor.table())
     print(f"\nrun folder: {out}")

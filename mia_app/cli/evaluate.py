@@ -14,6 +14,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--eval-model", default="assets/eval.safetensors", help="evaluation classifier E")
     p.add_argument("--judge", choices=["auto", "on", "off"], default="auto",
                    help="dlib judge: auto (used if dlib imports), on (required), off")
+    p.add_argument("--facenet", action="store_true",
+                   help="also judge with FaceNet/VGGFace2 (needs facenet-pytorch and network once; not offline)")
     p.set_defaults(run=run)
 
 
@@ -21,5 +23,5 @@ def run(args: argparse.Namespace) -> int:
     from mia_app.evaluation.evaluate import evaluate_run
 
     set_threads()
-    print_json(evaluate_run(args.run_dir, args.eval_model, judge=args.judge))
+    print_json(evaluate_run(args.run_dir, args.eval_model, judge=args.judge, facenet=args.facenet))
     return 0

@@ -8,9 +8,10 @@ import gradio as gr
 from pydantic import ValidationError
 
 from mia_app.attack.config import SCHEME_DEFAULT_WEIGHTS
+from mia_app.cli.attack import parse_targets
 from mia_app.dashboard.context import DashboardContext
 from mia_app.dashboard.form import FieldSpec
-from mia_app.dashboard.identities import identities
+from mia_app.dashboard.identities import Identities, identities
 from mia_app.dashboard.live_panel import LivePanel, build_live_panel, job_choices
 from mia_app.dashboard.presets import default_preset, load_preset, missing_models
 from mia_app.dashboard.submission import LaunchError, explain, submit_attack
@@ -18,6 +19,15 @@ from mia_app.dashboard.widgets import widget
 
 log = logging.getLogger("mia_app.dashboard")
 PRIVATE_LABEL = "private reference (demo mode only)"
+
+
+def reference_images(ids: Identities, targets_text: str | None) -> list[tuple]:
+    """(image, caption) of the first target class's private references; none while the text does not parse."""
+    try:
+        first = parse_targets(targets_text or "")[0]
+    except ValueError:  # half-typed ("3-") or empty: the Launch button explains a real mistake
+        return []
+    return [(img, f"class {first}") for img in ids.references.get(first, [])]
 
 
 class AttackTab:
@@ -106,13 +116,15 @@ class AttackTab:
     # ---- events -----------------------------------------------------------------------------------------
     def wire(self, demo: gr.Blocks) -> None:
         preset_outputs = [*self.fields, self.picker, self.picker_note, self.references, self.banner]
-        self.preset.change(self.on_preset, [self.preset], preset_outputs)
-        demo.load(self.on_preset, [self.preset], preset_outputs)
+        self.preset.change(self.on_preset, [self.preset, self.targets], preset_outputs)
+        demo.load(self.on_preset, [self.preset, self.targets], preset_outputs)
         self.picker.select(self.on_pick, [self.preset], [self.targets, self.references])
+        # Typed targets move the references too, so they never show a class other than the first target.
+        self.targets.change(self.on_targets, [self.preset, self.targets], [self.references])
         inputs = {self.preset, self.targets, self.run_name, self.upload, *self.fields}
         self.launch.click(self.on_launch, inputs, [self.status, self.live.watch])
 
-    def on_preset(self, name: str | None):
+    def on_preset(self, name: str | None, targets_text: str | None = None):
         presets = self.ctx.presets()
         if not name or name not in presets:
             msg = f"No attack presets in `{self.ctx.settings.presets}`: add a YAML AttackConfig there."
@@ -135,16 +147,23 @@ class AttackTab:
         banner = "\n".join(f"⚠️ {p}" for p in problems)
         if problems:
             banner += "\n\nThe dashboard works meanwhile (Compare, Jobs, Ablation); Launch needs these files."
-        return *self.form.values_from(cfg), thumbs, note, gr.update(value=[], visible=False), banner
+        refs = reference_images(ids, targets_text)
+        return *self.form.values_from(cfg), thumbs, note, gr.update(value=refs, visible=bool(refs)), banner
 
     def on_pick(self, preset: str | None, evt: gr.SelectData):
-        y = int(evt.index)
+        y = str(int(evt.index))
+        return y, self.on_targets(preset, y)
+
+    def on_targets(self, preset: str | None, targets_text: str | None):
         presets = self.ctx.presets()
         refs = []
-        if preset in presets:  # identities() is cached: a click costs a YAML read, not a benchmark load
-            ids = identities(load_preset(presets[preset]).data, self.ctx.settings.demo)
-            refs = [(img, f"class {y}") for img in ids.references.get(y, [])]
-        return str(y), gr.update(value=refs, visible=bool(refs))
+        if preset in presets:  # identities() is cached: a keystroke costs a YAML read, not a benchmark load
+            try:
+                ids = identities(load_preset(presets[preset]).data, self.ctx.settings.demo)
+            except (ValidationError, ValueError):  # an invalid preset: on_preset already says why
+                ids = None
+            refs = reference_images(ids, targets_text) if ids else []
+        return gr.update(value=refs, visible=bool(refs))
 
     def on_launch(self, data: dict, request: gr.Request):
         f = self.ctx

@@ -11,6 +11,7 @@ from mia_app.dashboard.context import DashboardContext
 from mia_app.dashboard.plots import compare_figure
 from mia_app.dashboard.presets import resolve_local
 from mia_app.dashboard.runs import RunFolder, list_runs
+from mia_app.dashboard.submission import LaunchError, check_queue
 
 MAX_RUNS = 4
 
@@ -32,6 +33,23 @@ def metrics_table(runs: list[RunFolder]) -> tuple[list[str], list[list]]:
     keys = list(dict.fromkeys(k for m in per_run for k in m))
     fmt = lambda v: round(v, 4) if isinstance(v, float) else v  # noqa: E731
     return ["metric", *[r.name for r in runs]], [[k, *[fmt(m.get(k, "")) for m in per_run]] for k in keys]
+
+
+def queue_evaluations(ctx: DashboardContext, names: list[str] | None, request: gr.Request | None) -> str:
+    """One ``evaluate`` CLI job per chosen run, within the same per-session queue limit as attacks; a message."""
+    by_name = {r.name: r for r in runs_for(ctx, request)}
+    runs = [by_name[n] for n in dict.fromkeys(names or []) if n in by_name]
+    if not runs:
+        raise LaunchError("choose runs to evaluate")
+    session = ctx.session(request)
+    check_queue(ctx.store, ctx.settings, session, len(runs))
+    queued = []
+    for run in runs:
+        argv = ["evaluate", "--run", str(run.path), "--eval-model", ctx.settings.eval_model]
+        config = {"argv": argv, "log": str(run.path / "evaluate.log")}
+        queued.append(ctx.store.submit("cli", f"evaluate-{run.name}", config, [], session, run_dir=run.path).id)
+    ctx.supervisor.ensure()
+    return f"queued evaluation jobs {queued}; press Compare again when they are done (Jobs tab)"
 
 
 def build_compare_tab(ctx: DashboardContext) -> None:
@@ -84,20 +102,11 @@ def build_compare_tab(ctx: DashboardContext) -> None:
         return f"comparing {len(runs)} runs", pd.DataFrame(rows, columns=headers), figure, *updates
 
     def evaluate(names: list | None, request: gr.Request):
-        by_name = {r.name: r for r in runs_for(ctx, request)}
-        queued = []
-        for name in names or []:
-            if name in by_name:
-                run = by_name[name]
-                argv = ["evaluate", "--run", str(run.path), "--eval-model", ctx.settings.eval_model]
-                config = {"argv": argv, "log": str(run.path / "evaluate.log")}
-                job = ctx.store.submit("cli", f"evaluate-{name}", config, [], ctx.session(request), run_dir=run.path)
-                queued.append(job.id)
-        if not queued:
-            gr.Warning("choose runs to evaluate")
-            return "⚠️ choose runs to evaluate"
-        ctx.supervisor.ensure()
-        return f"queued evaluation jobs {queued}; press Compare again when they are done (Jobs tab)"
+        try:
+            return queue_evaluations(ctx, names, request)
+        except LaunchError as err:
+            gr.Warning(str(err))
+            return f"⚠️ {err}"
 
     outputs = [message, table, curves, *[x for triple in zip(columns, titles, galleries, strict=True) for x in triple]]
     refresh_btn.click(refresh, [chosen], [chosen])

@@ -8,6 +8,9 @@ import signal
 from mia_app.dashboard.context import DashboardContext
 from mia_app.dashboard.layout import CSS, build_demo
 from mia_app.dashboard.settings import DashboardSettings
+from mia_app.service.store import JobStore
+
+log = logging.getLogger("mia_app.dashboard")
 
 
 def _interrupt(signum, frame) -> None:
@@ -16,15 +19,20 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def recover(store: JobStore) -> list[int]:
+    """At start-up: jobs a dead worker left ``running`` become ``interrupted``; finished jobs are left alone."""
+    recovered = store.recover_orphans()
+    if recovered:
+        log.warning("jobs %s were left running by a dead worker: interrupted", recovered)
+    return recovered
+
+
 def serve(settings: DashboardSettings | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s dashboard %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own startup probes, one line each
     settings = settings or DashboardSettings.from_env()
     ctx = DashboardContext.create(settings)
-    recovered = ctx.store.recover_orphans()
-    if recovered:
-        logging.getLogger("mia_app.dashboard").warning("jobs %s were left running by a dead worker: interrupted",
-                                                       recovered)
+    recover(ctx.store)
     ctx.supervisor.ensure()
     demo = build_demo(ctx)
     signal.signal(signal.SIGTERM, _interrupt)

@@ -87,6 +87,20 @@ def check_limits(cfg: AttackConfig, settings: DashboardSettings) -> None:
         raise LaunchError(f"candidates is limited to {settings.max_candidates} on this server")
 
 
+def check_queue(store: JobStore, settings: DashboardSettings, session: str | None, n: int = 1) -> None:
+    """Hosted limit: at most ``max_queued`` queued + running jobs per session, counting the ``n`` about to queue."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if settings.max_queued is None:
+        return
+    active = store.count_active(session)
+    if active >= settings.max_queued:
+        raise LaunchError(f"you already have {settings.max_queued} queued or running jobs; wait or cancel one")
+    if active + n > settings.max_queued:
+        raise LaunchError(f"{n} more jobs would exceed the limit of {settings.max_queued} queued or running jobs "
+                          f"(you have {active}); choose at most {settings.max_queued - active}")
+
+
 def submit_attack(store: JobStore, settings: DashboardSettings, form: AttackForm, preset_path: Path,
                   values: list[Any], targets_text: str, run_name: str | None, upload: str | None,
                   session: str | None, n_classes: int | None) -> Job:
@@ -105,6 +119,5 @@ def submit_attack(store: JobStore, settings: DashboardSettings, form: AttackForm
     check_limits(cfg, settings)
     if problems := missing_models(cfg):
         raise LaunchError("; ".join(problems))
-    if settings.max_queued is not None and store.count_active(session) >= settings.max_queued:
-        raise LaunchError(f"you already have {settings.max_queued} queued or running jobs; wait or cancel one")
+    check_queue(store, settings, session)
     return store.submit("attack", cfg.name, cfg.model_dump(mode="json"), targets, session)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import sys
 from collections.abc import Callable
@@ -44,6 +45,7 @@ from mia_app.evaluation.metrics import (
 )
 from mia_app.models.classifiers import load_classifier
 
+log = logging.getLogger("mia_app.evaluation")
 DEFAULT_EVAL = "assets/eval.safetensors"
 JudgeMode = Literal["auto", "on", "off"]
 PER_IDENTITY_COLUMNS = ["class", "E_acc@1", "E_acc@5", "T_acc@1", "knn_dist", "judge_dist", "judge_match@0.6",
@@ -123,8 +125,13 @@ def _official_lpips():
             theirs = model(up[:1], up[1:]).flatten()
         if torch.allclose(ours.flatten(), theirs, rtol=1e-3, atol=1e-5):
             result = (taps_fn, "lpips-alex-v0.1")
-    except Exception:  # any failure (import, download, API drift) means: use our backbone
-        result = None
+        else:
+            log.warning("official LPIPS skipped: its self-check disagrees with our reading of its layers "
+                        "(lpips API drift?); perc_dist uses MobileNetV2 taps")
+    # ImportError: lpips or torchvision missing (the usual case here); OSError: the AlexNet download failed;
+    # RuntimeError: a corrupt or mismatched checkpoint; AttributeError: lpips renamed the internals we read.
+    except (ImportError, OSError, RuntimeError, AttributeError) as err:
+        log.warning("official LPIPS skipped (%s: %s); perc_dist uses MobileNetV2 taps", type(err).__name__, err)
     _PERC_BACKEND["lpips"] = result
     return result
 
@@ -151,13 +158,15 @@ def _nan_to_none(v: float | None) -> float | None:
 
 @torch.no_grad()
 def evaluate_run(run: str | Path, eval_model: str = DEFAULT_EVAL, judge: JudgeMode = "auto",
-                 perceptual: Literal["auto", "mobilenet"] = "auto") -> dict:
+                 perceptual: Literal["auto", "mobilenet"] = "auto", facenet: bool = False) -> dict:
     """Judge a finished run folder; writes ``metrics.json`` and ``per_identity.csv`` into it and returns the metrics.
 
     Args:
         judge: ``auto`` uses the dlib judge when dlib imports (otherwise its keys are None and ``judge_note``
             says why), ``on`` requires it, ``off`` skips it.
         perceptual: ``auto`` prefers the official ``lpips`` when usable, ``mobilenet`` always uses our taps.
+        facenet: also judge with FaceNet (VGGFace2) from ``facenet-pytorch``, as PPA does (online users only:
+            not installable here); adds ``facenet_dist``, ``facenet_match@1.1`` and ``facenet_top1``.
     """
     run = Path(run)
     final = run / "final" / "images.safetensors"
@@ -190,6 +199,16 @@ def evaluate_run(run: str | Path, eval_model: str = DEFAULT_EVAL, judge: JudgeMo
         ref, ref_labels = _private_reference("dlib", data_key, bench, classes, dlib_judge.describe)
         jd = JudgeDistance(ref, ref_labels, threshold=dlib_judge.MATCH_THRESHOLD)
         jd.update(dlib_judge.describe(x), y)
+
+    fn = None
+    if facenet:
+        from mia_app.models.facenet_judge import load_facenet_judge
+
+        facenet_judge = load_facenet_judge()  # fails early, naming the package, when it is not installed
+        ref, ref_labels = _private_reference(f"facenet:{id(facenet_judge.model)}", data_key, bench, classes,
+                                             facenet_judge.describe)
+        fn = JudgeDistance(ref, ref_labels, threshold=facenet_judge.MATCH_THRESHOLD)
+        fn.update(facenet_judge.describe(x), y)
 
     official = _official_lpips() if perceptual == "auto" else None
     taps_fn, backend = official if official else (mobilenet_taps, "mobilenet_v2-taps(early,mid,deep)")
@@ -234,6 +253,11 @@ def evaluate_run(run: str | Path, eval_model: str = DEFAULT_EVAL, judge: JudgeMo
     }
     if judge_note:
         metrics["judge_note"] = judge_note
+    if fn is not None:
+        fj = fn.compute()
+        metrics.update({"facenet_dist": _nan_to_none(fj["judge_dist"]),
+                        f"facenet_match@{fn.threshold:g}": _nan_to_none(fj[fn.match_key]),
+                        "facenet_top1": _nan_to_none(fj["judge_top1"]), "facenet": facenet_judge.name})
     with open(run / "per_identity.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(PER_IDENTITY_COLUMNS)

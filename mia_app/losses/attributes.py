@@ -49,6 +49,7 @@ from torch import nn
 
 from mia_app.assets import asset_path
 from mia_app.losses.base import AttackContext, LossTerm
+from mia_app.losses.checks import check_image_pair, check_images
 from mia_app.losses.perceptual import PerceptualLoss
 
 DEFAULT_ATTRIBUTE_WEIGHTS = {"pose": 0.3, "expression": 0.3, "illumination": 0.2}
@@ -58,13 +59,6 @@ OTHER_ATTRIBUTE_WEIGHT = 0.1
 TDDFA_SIZE = 120
 LUMA = (0.299, 0.587, 0.114)
 ILLUMINATION_SIGMA = 0.5  # Gaussian face-region weight, in the [-1, 1] coordinates of the image
-
-
-def _check_images(name: str, x: torch.Tensor) -> None:
-    if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != 3:
-        raise ValueError(f"{name} must be N×3×H×W images in [-1, 1], got shape {tuple(getattr(x, 'shape', ()))}")
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or inf")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -80,7 +74,7 @@ def illumination_descriptor(x: torch.Tensor, sigma: float = ILLUMINATION_SIGMA) 
     Returns:
         N×3: a in [0, 1] (ambient level), b, c in [-1, 1] (horizontal, vertical luminance gradients).
     """
-    _check_images("x", x)
+    check_images("x", x)
     if sigma <= 0:
         raise ValueError(f"sigma must be > 0, got {sigma}")
     h, w = x.shape[-2:]
@@ -147,7 +141,7 @@ class AttributePredictors(nn.Module):
 
     def tddfa_params(self, x: torch.Tensor) -> torch.Tensor:
         """Raw (standardised) 3DDFA outputs, N×62, for x N×3×H×W RGB in [-1, 1]."""
-        _check_images("x", x)
+        check_images("x", x)
         if self.tddfa is None:
             raise ValueError("no 3DDFA model loaded")
         if x.shape[-2:] != (TDDFA_SIZE, TDDFA_SIZE):
@@ -157,7 +151,7 @@ class AttributePredictors(nn.Module):
         return self.tddfa(x.flip(1) * (127.5 / 128.0))
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        _check_images("x", x)
+        check_images("x", x)
         out: dict[str, torch.Tensor] = {}
         if self.tddfa is not None:
             raw = self.tddfa_params(x)
@@ -237,10 +231,7 @@ class AttributeLoss(LossTerm):
         return load_attribute_predictors(ctx.x_hat.device)
 
     def forward(self, ctx: AttackContext) -> torch.Tensor:
-        _check_images("x_hat", ctx.x_hat)
-        _check_images("x_src", ctx.x_src)
-        if ctx.x_hat.shape != ctx.x_src.shape:
-            raise ValueError(f"x_hat {tuple(ctx.x_hat.shape)} and x_src {tuple(ctx.x_src.shape)} differ in shape")
+        check_image_pair(ctx.x_hat, ctx.x_src)
         model = self._predictors(ctx)
         a_hat = ctx.cached("attr_hat", lambda: model(ctx.x_hat))
         a_src = ctx.cached("attr_src", lambda: {k: v.detach() for k, v in model(ctx.x_src).items()})
@@ -326,9 +317,12 @@ class HierarchicalPerceptionLoss(PerceptualLoss):
         lpips_min_size: images are upsampled to at least this size for LPIPS (AlexNet's stride-32 features
             need more than 32 px).
 
+    x̂ and x_src: N×3×R×R in [-1, 1], the same shape.
+
     Raises:
         ImportError: ``backend="lpips"`` without the ``lpips`` package (it needs torchvision and downloads
             weights, so it is for online GPU images only).
+        ValueError (in ``forward``): x̂ / x_src not N×3×H×W, of different shapes, or not finite.
     """
 
     DEFAULT_TAP_WEIGHTS = {"early": 0.2, "mid": 0.5, "deep": 0.3}
@@ -361,7 +355,8 @@ class HierarchicalPerceptionLoss(PerceptualLoss):
 
     def forward(self, ctx: AttackContext) -> torch.Tensor:
         if self.backend == "mobilenet":
-            return super().forward(ctx)
+            return super().forward(ctx)  # checks the images itself
+        check_image_pair(ctx.x_hat, ctx.x_src)
         x_hat, x_src = ctx.x_hat, ctx.x_src.detach()
         if min(x_hat.shape[-2:]) < self.lpips_min_size:
             size = (self.lpips_min_size, self.lpips_min_size)

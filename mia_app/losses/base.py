@@ -22,6 +22,8 @@ class AttackContext:
     x_src: N×3×R×R in [-1, 1], their public sources.
     c: N×128 unit-norm identity codes used to generate x_hat (c_y repeated per candidate).
     y: N target classes.
+    logs: diagnostics a term records for this step (not losses, so no ``L_`` prefix), e.g. scheme A's
+        ``tw_prior``; the composer logs them next to the ``L_<name>`` values.
     """
 
     x_hat: torch.Tensor
@@ -33,6 +35,7 @@ class AttackContext:
     models: dict[str, nn.Module]
     extras: dict[str, Any] = field(default_factory=dict)
     _cache: dict[str, Any] = field(default_factory=dict)
+    logs: dict[str, float] = field(default_factory=dict)
 
     def cached(self, key: str, fn: Callable[[], Any]) -> Any:
         if key not in self._cache:

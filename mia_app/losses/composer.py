@@ -33,7 +33,10 @@ class LossComposer(nn.Module):
         return self.weighting.param_groups(main_lr) if self.weighting is not None else []
 
     def forward(self, ctx: AttackContext) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
-        """Returns (total scalar, per-sample weighted total N, logs {"L_<name>": mean, "total": ...})."""
+        """Returns (total scalar, per-sample weighted total N, logs {"L_<name>": mean, "total": ...}).
+
+        The logs also carry the diagnostics the terms wrote to ``ctx.logs`` (e.g. scheme A's ``tw_prior``).
+        """
         n = len(ctx.x_hat)
         per_sample: dict[str, torch.Tensor] = {}
         for term in self.terms:
@@ -41,6 +44,7 @@ class LossComposer(nn.Module):
                 continue  # a zero weight costs nothing: skip the forward pass
             per_sample[term.name] = check_per_sample(term.name, term(ctx), n)
         logs = {f"L_{k}": v.detach().mean().item() for k, v in per_sample.items()}
+        logs.update(ctx.logs)
         weighted = sum(self.weights[k] * v for k, v in per_sample.items())
         if self.weighting is not None:
             total, extra = self.weighting({k: v.mean() for k, v in per_sample.items()}, self.weights)

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mia_app.losses.base import AttackContext, LossTerm
+from mia_app.losses.checks import check_embeddings, check_labels
 
 DEFAULT_MARGINS = {"hinge": 0.4, "arcface": 0.5}
 
@@ -39,20 +40,6 @@ def public_bank_label(pid: torch.Tensor) -> torch.Tensor:
     the same class as a target (and masked out), however the two id spaces happen to overlap.
     """
     return -1 - pid.long()
-
-
-def _check_embeddings(name: str, e: torch.Tensor, dim: int | None = None) -> None:
-    if not isinstance(e, torch.Tensor) or e.ndim != 2 or not e.is_floating_point():
-        raise ValueError(f"{name} must be a float N×D tensor, got {type(e).__name__} {tuple(getattr(e, 'shape', ()))}")
-    if dim is not None and e.shape[1] != dim:
-        raise ValueError(f"{name} has dimension {e.shape[1]}, expected {dim}")
-    if not torch.isfinite(e).all():
-        raise ValueError(f"{name} contains NaN or inf")
-
-
-def _check_labels(name: str, labels: torch.Tensor, n: int) -> None:
-    if not isinstance(labels, torch.Tensor) or labels.shape != (n,) or labels.is_floating_point():
-        raise ValueError(f"{name} must be an integer tensor of shape ({n},), got {tuple(getattr(labels, 'shape', ()))}")
 
 
 class NegativeBank(nn.Module):
@@ -130,15 +117,15 @@ class NegativeBank(nn.Module):
         if (public_embeddings is None) != (public_labels is None):
             raise ValueError("public_embeddings and public_labels go together")
         if codes is not None:
-            _check_embeddings("codes", codes, self.dim)
-            _check_labels("code_labels", code_labels, len(codes))
+            check_embeddings("codes", codes, self.dim)
+            check_labels("code_labels", code_labels, len(codes))
             if (code_labels < 0).any():
                 raise ValueError("private class ids must be >= 0")
             parts.append(codes)
             labels.append(code_labels.long())
         if public_embeddings is not None:
-            _check_embeddings("public_embeddings", public_embeddings, self.dim)
-            _check_labels("public_labels", public_labels, len(public_embeddings))
+            check_embeddings("public_embeddings", public_embeddings, self.dim)
+            check_labels("public_labels", public_labels, len(public_embeddings))
             if (public_labels < 0).any():
                 raise ValueError("public identity ids must be >= 0 (they are mapped to -1 - pid internally)")
             parts.append(public_embeddings)
@@ -240,8 +227,8 @@ class ContrastiveIdentityLoss(LossTerm):
     def similarities(self, ctx: AttackContext) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(cos(ê, e_id) N, cos(ê, n_j) N×K, valid mask N×K), all cosines of L2-normalised vectors."""
         e_hat, c = ctx.id_embedding(), ctx.c
-        _check_embeddings("E_id(x_hat)", e_hat)
-        _check_embeddings("c", c, e_hat.shape[1])
+        check_embeddings("E_id(x_hat)", e_hat)
+        check_embeddings("c", c, e_hat.shape[1])
         if len(c) != len(e_hat) or ctx.y.shape != (len(e_hat),):
             raise ValueError(f"batch sizes differ: E_id(x_hat) {len(e_hat)}, c {len(c)}, y {tuple(ctx.y.shape)}")
         bank = self._get_bank(ctx)

@@ -2,7 +2,8 @@
 
 baseline: prior, id, perc, cls (+ reg in stage 2 if weighted)
 B3: + id_contrast (negative bank)       A: prior -> cosine eps loss × w(t)
-C: perc -> hierarchical (0.2/0.5/0.3), + attr, + div        D: uncertainty weighting of all active terms
+C: perc -> hierarchical (schemes.perc_*_weight, 0.2/0.5/0.3), + attr (schemes.attr_*_weight), + div
+D: uncertainty weighting of all active terms
 """
 
 from __future__ import annotations
@@ -39,10 +40,10 @@ def build_terms(cfg: AttackConfig, stage: int, names: list[str], bank: NegativeB
     factories = {
         "prior": lambda: (PriorScoreLoss if stage == 1 else PriorPreservationLoss)(**prior_kwargs),
         "id": IdentityCosineLoss,
-        "perc": HierarchicalPerceptionLoss if s.C else PerceptualLoss,
+        "perc": lambda: HierarchicalPerceptionLoss(s.perc_tap_weights()) if s.C else PerceptualLoss(),
         "cls": lambda: CrossEntropyClsLoss() if cfg.cls_loss == "ce" else MaxMarginClsLoss(cfg.cls_hinge_margin),
         "id_contrast": lambda: ContrastiveIdentityLoss(s.contrast_form, s.contrast_margin, s.contrast_scale, bank),
-        "attr": AttributeLoss,
+        "attr": lambda: AttributeLoss(s.attribute_weights()),
         "div": lambda: DiversityLoss(s.diversity_target),
         "reg": LoraWeightPenalty,
     }

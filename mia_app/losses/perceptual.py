@@ -7,9 +7,12 @@ channel-normalised features (the LPIPS recipe without learned linear heads), sum
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from mia_app.losses.base import AttackContext, LossTerm
+from mia_app.losses.checks import check_image_pair
 
 
 def _unit(f: torch.Tensor) -> torch.Tensor:
@@ -17,15 +20,28 @@ def _unit(f: torch.Tensor) -> torch.Tensor:
 
 
 class PerceptualLoss(LossTerm):
+    """Σ_tap w_tap · mean_hw ‖unit(F_tap(x̂)) - unit(F_tap(x_src))‖² per sample, in [0, 4 Σ w].
+
+    x̂ and x_src: N×3×R×R in [-1, 1], the same shape (the features are averaged over space, so a resolution
+    mismatch would otherwise still give a number). ``ctx.models["perceptual"].taps(x)`` -> {tap: N×C×h×w}.
+
+    Args:
+        tap_weights: {tap: weight >= 0}; default 1/3 each on early, mid and deep.
+
+    Raises (in ``forward``):
+        ValueError: x̂ / x_src not N×3×H×W, of different shapes, or not finite; a tap the backbone lacks.
+    """
+
     name = "perc"
 
     def __init__(self, tap_weights: dict[str, float] | None = None):
         super().__init__()
         self.tap_weights = tap_weights or {"early": 1 / 3, "mid": 1 / 3, "deep": 1 / 3}
-        if any(w < 0 for w in self.tap_weights.values()):
-            raise ValueError("tap weights must be >= 0")
+        if any(not math.isfinite(w) or w < 0 for w in self.tap_weights.values()):
+            raise ValueError(f"tap weights must be finite and >= 0, got {self.tap_weights}")
 
     def forward(self, ctx: AttackContext) -> torch.Tensor:
+        check_image_pair(ctx.x_hat, ctx.x_src)
         backbone = ctx.models["perceptual"]
         f_hat = ctx.cached("perc_taps_hat", lambda: backbone.taps(ctx.x_hat))
         f_src = ctx.cached("perc_taps_src", lambda: {k: v.detach() for k, v in backbone.taps(ctx.x_src).items()})

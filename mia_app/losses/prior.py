@@ -6,7 +6,8 @@ the same denoising loss on public images with their own codes, through the LoRA'
 (DreamBooth's prior preservation).
 
 Both accept the scheme-A hooks: ``form="cosine"`` (1 - cos(eps, eps_hat), flattened per sample) and a
-``timestep_weight`` callable w(t) -> N weights (see ``mia_app.losses.timestep``).
+``timestep_weight`` callable w(t) -> N weights (see ``mia_app.losses.timestep``). With a weight, the step's
+mean w(t) is logged as ``tw_prior`` (so a run shows that scheme A is in effect).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from mia_app.losses.base import AttackContext, LossTerm
+from mia_app.losses.checks import check_embeddings, check_images
 
 
 def eps_distance(eps: torch.Tensor, eps_hat: torch.Tensor, form: str) -> torch.Tensor:
@@ -48,7 +50,15 @@ class _DenoisingLoss(LossTerm):
         self.t_range = t_range
         self.timestep_weight = timestep_weight
 
-    def denoise(self, prior, x0: torch.Tensor, c: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    def denoise(self, ctx: AttackContext, prior, x0: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """Per-sample denoising loss of images x0 (M×3×R×R in [-1, 1]) under codes c (M×D), M values >= 0.
+
+        t and eps are drawn from ``ctx.extras["generator"]`` (None: the global RNG).
+        """
+        check_images("x0", x0)
+        # A prior with a code projection knows its code width; a plain UNet (tests) does not say.
+        check_embeddings("c", c, getattr(prior, "code_dim", None), len(x0))
+        generator = ctx.extras.get("generator")
         T = prior.scheduler.config.num_train_timesteps
         lo, hi = int(self.t_range[0] * (T - 1)), int(self.t_range[1] * (T - 1))
         t = torch.randint(lo, hi + 1, (len(x0),), generator=generator).to(x0.device)
@@ -57,25 +67,37 @@ class _DenoisingLoss(LossTerm):
         eps_hat = prior(a.sqrt() * x0 + (1 - a).sqrt() * eps, t, c)
         value = eps_distance(eps, eps_hat, self.form)
         if self.timestep_weight is not None:
-            value = value * self.timestep_weight(t, T)
+            w = self.timestep_weight(t, T)
+            ctx.logs[f"tw_{self.name}"] = w.float().mean().item()
+            value = value * w
         return value
 
 
 class PriorScoreLoss(_DenoisingLoss):
-    """Stage 1: the frozen prior scores x̂ under c_y. Per sample, >= 0."""
+    """Stage 1: the frozen prior scores x̂ (N×3×R×R) under c (N×128, the prior's code width). N values >= 0.
+
+    Raises (in ``forward``):
+        ValueError: x̂ not finite N×3×H×W images, c not a finite N×D code of the prior's width.
+    """
 
     def forward(self, ctx: AttackContext) -> torch.Tensor:
-        return self.denoise(ctx.models["prior"], ctx.x_hat, ctx.c, ctx.extras.get("generator"))
+        return self.denoise(ctx, ctx.models["prior"], ctx.x_hat, ctx.c)
 
 
 class PriorPreservationLoss(_DenoisingLoss):
     """Stage 2: denoising loss on public images with their own codes (``ctx.extras['public_batch']``).
 
-    Returns N per-sample values aligned with x̂ (the public batch's mean loss, broadcast), so it composes
-    with the other per-sample terms.
+    The public batch is (M×3×R×R images in [-1, 1], M×128 codes). Returns N per-sample values aligned with x̂
+    (the public batch's mean loss, broadcast), so it composes with the other per-sample terms.
+
+    Raises (in ``forward``):
+        ValueError: no public batch, or its images / codes are malformed, mismatched or not finite.
     """
 
     def forward(self, ctx: AttackContext) -> torch.Tensor:
-        x_pub, c_pub = ctx.extras["public_batch"]
-        value = self.denoise(ctx.models["prior"], x_pub, c_pub, ctx.extras.get("generator"))
+        batch = ctx.extras.get("public_batch")
+        if not isinstance(batch, tuple | list) or len(batch) != 2:
+            raise ValueError("prior preservation needs ctx.extras['public_batch'] = (images, codes) (stage 2 only)")
+        x_pub, c_pub = batch
+        value = self.denoise(ctx, ctx.models["prior"], x_pub, c_pub)
         return value.mean().expand(len(ctx.x_hat))
