@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -52,8 +53,8 @@ def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90)
     raise AssertionError(f"app not up after {timeout}s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture
-def app_url(tmp_path):
+@contextmanager
+def _running_app(tmp_path: Path, **extra_env: str):
     presets = tmp_path / "presets"
     presets.mkdir()
     cfg = tiny_attack_config(tmp_path, stage1={"steps": 6, "lr": 0.05, "image_every": 2,
@@ -63,7 +64,7 @@ def app_url(tmp_path):
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "MIA_PRESETS_DIR": str(presets),
            "MIA_DEFAULT_PRESET": "tiny", "MIA_RUNS_DIR": str(tmp_path / "runs"),
            "MIA_RESULTS_DIR": str(tmp_path / "results"), "MIA_PORT": str(port), "MIA_THREADS": "1",
-           "OMP_NUM_THREADS": "1"}
+           "OMP_NUM_THREADS": "1", **extra_env}
     log = tmp_path / "app.log"
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -84,6 +85,18 @@ def app_url(tmp_path):
     while store.live_workers() and time.time() < deadline:
         time.sleep(0.5)
     assert not store.live_workers(), "the app's worker outlived it"
+
+
+@pytest.fixture
+def app_url(tmp_path):
+    with _running_app(tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def hosted_url(tmp_path):
+    with _running_app(tmp_path, MIA_AUTH="ann:secret", MIA_MAX_STEPS="50") as url:
+        yield url, tmp_path / "runs"
 
 
 def _launch_and_wait(page, job_no: int, shot: str) -> float:
@@ -162,4 +175,27 @@ def test_launch_watch_and_compare_in_the_browser(app_url):
         assert page.inner_text("#jobs-table").count("done") >= 2
         assert "heartbeat" in page.inner_text("#worker-status")
         page.screenshot(path=str(ARTIFACTS / "jobs.png"), full_page=True)
+        browser.close()
+
+
+def test_hosted_mode_shows_images_without_serving_run_folders(hosted_url):
+    """Behind a login, images reach the page as Gradio's hashed copies; the run folder itself is not served."""
+    from playwright.sync_api import sync_playwright
+
+    url, runs = hosted_url
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1300})
+        page.goto(url)
+        page.get_by_label("username").fill("ann")
+        page.get_by_label("password").fill("secret")
+        page.get_by_role("button", name="Login").click()
+        page.wait_for_selector("text=hosted (login", timeout=60_000)
+        page.fill("#targets textarea", "0")
+        _launch_and_wait(page, 1, "hosted")
+        sources = page.eval_on_selector_all("#live-gallery img", "imgs => imgs.map(i => i.src)")
+        assert sources and not any(str(runs) in s for s in sources), sources
+        final = next(runs.glob("job-000001-*/final/class0000_rank0.png"))
+        assert page.request.get(f"{url}gradio_api/file={final}").status == 403  # logged in, still refused
         browser.close()

@@ -10,6 +10,7 @@ from pathlib import Path
 import gradio as gr
 
 from mia_app.dashboard.context import DashboardContext
+from mia_app.dashboard.media import gallery_items
 
 NO_ABLATIONS = ("No ablations yet: run `python -m mia_app ablate --config configs/ablation/<name>.yaml` (or launch "
                 "one below); its folder `results/ablation-<name>/` shows up here.")
@@ -92,12 +93,13 @@ def build_ablation_tab(ctx: DashboardContext, demo: gr.Blocks) -> None:
         name = current if current in names else names[0]
         text, figs = show_ablation(results / name)
         return (f"{len(names)} ablation(s) in `{results}`.", gr.update(choices=names, value=name, visible=True), text,
-                gr.update(value=figs, visible=True))
+                gr.update(value=gallery_items(figs, ctx.settings.hosted), visible=True))
 
     def select(name: str | None):
         if not name:
             return "", []
-        return show_ablation(results / name)
+        text, figs = show_ablation(results / name)
+        return text, gallery_items(figs, ctx.settings.hosted)
 
     def start(name: str | None, request: gr.Request):
         from mia_app.dashboard.submission import LaunchError

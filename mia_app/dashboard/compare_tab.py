@@ -8,6 +8,7 @@ import gradio as gr
 import pandas as pd
 
 from mia_app.dashboard.context import DashboardContext
+from mia_app.dashboard.media import gallery_items
 from mia_app.dashboard.plots import compare_figure
 from mia_app.dashboard.presets import resolve_local
 from mia_app.dashboard.runs import RunFolder, list_runs
@@ -95,7 +96,7 @@ def build_compare_tab(ctx: DashboardContext) -> None:
             if i < len(runs):
                 r = runs[i]
                 updates += [gr.Column(visible=True), f"**{r.name}** · {'+'.join(r.active_schemes()) or 'baseline'}",
-                            r.final_images()]
+                            gallery_items(r.final_images(), ctx.settings.hosted)]
             else:
                 updates += [gr.Column(visible=False), "", []]
         figure = compare_figure({r.name: r.steps() for r in runs})

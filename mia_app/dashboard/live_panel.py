@@ -12,6 +12,7 @@ import gradio as gr
 
 from mia_app.dashboard.context import DashboardContext
 from mia_app.dashboard.live import job_view, progress_text
+from mia_app.dashboard.media import gallery_items
 from mia_app.dashboard.plots import confidence_figure, loss_figure, weights_figure
 from mia_app.service.store import Job
 
@@ -74,7 +75,8 @@ def _wire(ctx: DashboardContext, p: LivePanel) -> None:
         if view.signature == seen:
             return text, *[gr.skip()] * 5, seen
         steps = view.steps
-        return (text, view.gallery(), loss_figure(steps), weights_figure(steps), confidence_figure(steps),
+        gallery = gallery_items(view.gallery(), ctx.settings.hosted)
+        return (text, gallery, loss_figure(steps), weights_figure(steps), confidence_figure(steps),
                 view.doctor_rows(), view.signature)
 
     def refresh_choices(current: int | None, request: gr.Request):

@@ -7,6 +7,7 @@ import signal
 
 from mia_app.dashboard.context import DashboardContext
 from mia_app.dashboard.layout import CSS, build_demo
+from mia_app.dashboard.media import served_folders
 from mia_app.dashboard.settings import DashboardSettings
 from mia_app.service.store import JobStore
 
@@ -39,7 +40,7 @@ def serve(settings: DashboardSettings | None = None) -> None:
     try:
         demo.queue(default_concurrency_limit=8).launch(
             server_name=settings.host, server_port=settings.port, auth=settings.auth, css=CSS,
-            allowed_paths=[str(settings.runs.resolve()), str(settings.results.resolve())],
+            allowed_paths=served_folders(settings.hosted, settings.runs, settings.results),
             max_file_size="200mb", show_error=True,
         )
     finally:
