@@ -4,7 +4,8 @@ x_src (a public face, N×3×R×R in [-1, 1]) is noised to strength t0 and denois
 DDIM steps (eta = 0) under the identity code c, so x̂ keeps the source's pose and lighting and takes
 on identity c. Unlike the diffusers pipelines (``@torch.no_grad``), every step is differentiable with
 respect to c and to any trainable (LoRA) weight in the UNet. Each step runs under activation
-checkpointing, so memory is flat in K: only x_t per step is stored, activations are recomputed.
+checkpointing: autograd keeps only each step's x_t and recomputes the UNet's activations in the backward pass,
+so the graph's memory is flat in K up to x_t itself (``benchmarks/sampler_memory.py``).
 
 Convention (diffusers): t = 0 is clean, t = T - 1 is (almost) pure noise; alpha_bar_t decreases in t.
 """
