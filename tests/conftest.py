@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import torch
 
@@ -16,3 +18,14 @@ def tiny_synthid() -> SynthIDConfig:
 def _isolated_data_dir(tmp_path, monkeypatch):
     # Tests never write into the user's ./data cache, except the ones that load the default benchmark.
     monkeypatch.setenv("MIA_DATA_DIR", str(tmp_path / "data"))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under MIA_STRICT_TESTS=1 (CI) a skip is a failure: skips here mean a missing wheel or Chromium, and a
+    green run that skipped the converter or browser test would hide a broken install."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and os.environ.get("MIA_STRICT_TESTS") == "1" and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped under MIA_STRICT_TESTS=1 (missing install?): {report.longrepr}"
