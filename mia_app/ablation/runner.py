@@ -214,12 +214,11 @@ def _arch(role: str, path: str) -> str | None:
     checkpoint cannot be read (the summary is still useful without it)."""
     from safetensors import SafetensorError
 
-    from mia_app.attack.models import load_target
     from mia_app.evaluation.evaluate import resolve_eval_path
     from mia_app.models.classifiers import read_meta
 
-    try:
-        meta = read_meta(resolve_eval_path(path)) if role == "eval" else load_target(path)[1]
+    try:  # the header's metadata is enough: no need to build T or E (resolve_eval_path verifies shipped files)
+        meta = read_meta(resolve_eval_path(path))
         return f"{meta['arch']} (width {meta['width']})"
     # AssetError: missing or corrupt shipped file; OSError: unreadable path; SafetensorError / ValueError: not a
     # mia_app checkpoint; KeyError: metadata without arch / width.

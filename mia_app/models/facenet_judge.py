@@ -2,7 +2,7 @@
 
 PPA and most MI papers report a FaceNet feature distance. ``facenet-pytorch`` is not installed here: it pins a
 torchvision (which breaks ``import diffusers`` on these machines) and downloads its weights on first use. So it
-is an opt-in for online users (``evaluate --judge-model facenet``; the Dockerfile installs it); the default judge
+is an opt-in for online users (``evaluate --facenet``; the Dockerfile installs it); the default judge
 is dlib, which ships in wheels.
 
 Input: our images, N×3×R×R in [-1, 1]. FaceNet expects 160×160 RGB with ``fixed_image_standardization``,
