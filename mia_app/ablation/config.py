@@ -3,44 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, field_validator, model_validator
 
 from mia_app.attack.config import SchemesConfig
 from mia_app.config import StrictModel
+from mia_app.peers.config import MIFacePeer, OursPeer, PeerConfig, PPAPeer, SelectionPeer
+
+__all__ = ["SCHEME_TOGGLES", "AblationConfig", "MIFacePeer", "OursPeer", "PPAPeer", "PeerConfig", "SelectionPeer"]
 
 SCHEME_TOGGLES = ("B3", "A", "C", "D")
-
-
-class OursPeer(StrictModel):
-    """A peer built from our own attack by changing the preset.
-
-    ``stage1_only``: stage 2 steps = 0 (no LoRA training; the code c_y only).
-    ``plg_max_margin``: PLG-MI-style: our prior, ``cls_loss: max_margin``, only the ``cls`` and ``prior`` weights of
-    the preset in each stage (no ``id`` / ``perc``), both stages as the preset, no schemes.
-    """
-
-    kind: Literal["stage1_only", "plg_max_margin"]
-    name: str | None = None
-
-
-class MIFacePeer(StrictModel):
-    """Fredrikson et al.'s MIFace on T (IBM ART when it imports; see ``mia_app.peers.miface``)."""
-
-    kind: Literal["miface"]
-    name: str | None = None
-    max_iter: int = Field(300, ge=1)
-    window_length: int = Field(100, ge=1)
-    threshold: float = Field(1.0, ge=0, description="ART's threshold; 1.0: every image runs max_iter steps")
-    learning_rate: float = Field(0.1, gt=0)
-    images_per_class: int = Field(1, ge=1)
-    init_noise: float = Field(0.0, ge=0)
-    backend: Literal["auto", "art", "fallback"] = "auto"
-
-
-PeerConfig = Annotated[OursPeer | MIFacePeer, Field(discriminator="kind")]
 
 
 class AblationConfig(StrictModel):
@@ -51,6 +25,9 @@ class AblationConfig(StrictModel):
     baseline: str = "baseline"
     variants: dict[str, dict[str, Any]] = Field(..., description="name -> scheme toggles (B3/A/C/D, others off)")
     peers: list[PeerConfig] = Field(default_factory=list)
+    floor: str | None = Field(None, description="name of the no-attack row: every row gets a paired CI against it")
+    order: list[str] = Field(default_factory=list, description="rows to run first within each seed, in this "
+                             "order (cheap rows first, so the table fills early); the rest follow")
     eval_model: str = "assets/eval.safetensors"
     out: Path | None = Field(None, description="default results/ablation-<name>")
     judge: Literal["auto", "on", "off"] = "auto"
@@ -90,11 +67,15 @@ class AblationConfig(StrictModel):
         bad = [n for n in names if not n.replace("+", "").replace("_", "").replace("-", "").isalnum()]
         if bad:
             raise ValueError(f"names may use letters, digits, '+', '_' and '-' only: {bad}")
+        if unknown := [n for n in self.order if n not in names]:
+            raise ValueError(f"order names rows that do not exist: {unknown}; rows: {names}")
+        if self.floor is not None and self.floor not in names:
+            raise ValueError(f"floor {self.floor!r} is not among the variants and peers {names}")
         return self
 
     @staticmethod
-    def peer_name(peer: OursPeer | MIFacePeer) -> str:
-        return peer.name or peer.kind
+    def peer_name(peer: PeerConfig) -> str:
+        return peer.display_name()
 
     def target_list(self) -> list[int]:
         if isinstance(self.targets, list):

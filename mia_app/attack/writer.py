@@ -36,7 +36,10 @@ class RunWriter(BaseCallback):
 
     def on_images(self, event: ImageEvent):
         path = self.out / f"stage{event.stage}" / f"batch{event.batch:03d}_step{event.step:05d}.png"
-        save_grid(event.images, path, nrow=self.candidates, scale=self.grid_scale)
+        # One row per target: the engine's batches hold `candidates` per target, a peer's may hold another count.
+        per_target, rest = divmod(len(event.images), max(len(event.targets), 1))
+        save_grid(event.images, path, nrow=per_target if per_target and not rest else self.candidates,
+                  scale=self.grid_scale)
 
     def on_end(self, summary):
         final = summary["final"]

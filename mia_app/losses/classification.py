@@ -65,3 +65,40 @@ class MaxMarginClsLoss(LossTerm):
         if self.hinge_margin is None:
             return margin
         return F.relu(margin + self.hinge_margin)
+
+
+def poincare_loss(logits: torch.Tensor, y: torch.Tensor, xi: float = 1e-4) -> torch.Tensor:
+    """PPA's Poincaré loss (Struppek et al., ICML 2022, Eq. 3) per sample; >= 0.
+
+    u = l / ‖l‖₁ (T's logits projected into the unit ball), v = one-hot(y) − ξ clipped to [0, 1] (a point just
+    inside the ball's boundary), and the hyperbolic distance
+    d(u, v) = arccosh(1 + 2‖u − v‖² / ((1 − ‖u‖²)(1 − ‖v‖²))).
+    Unlike CE it does not saturate as p_T(y|x) → 1, which is why PPA prefers it.
+
+    logits: N×K (K >= 2), y: N classes in [0, K). Returns N values.
+    """
+    if not 0 < xi < 1:
+        raise ValueError(f"xi must be in (0, 1), got {xi}")
+    check_logits("logits", logits, len(logits))
+    check_labels("y", y, len(logits), logits.shape[1])
+    u = logits / logits.abs().sum(1, keepdim=True).clamp_min(1e-12)
+    v = (F.one_hot(y, logits.shape[1]).to(logits.dtype) - xi).clamp(0, 1)
+    u2 = (u * u).sum(1).clamp(max=1 - 1e-7)  # ‖u‖₁ = 1 bounds ‖u‖₂ ≤ 1; equality only for one-hot logits
+    v2 = (v * v).sum(1)
+    delta = 2 * ((u - v) ** 2).sum(1) / ((1 - u2) * (1 - v2))
+    return torch.acosh(1 + delta)
+
+
+class PoincareClsLoss(LossTerm):
+    """``cls`` as PPA's Poincaré loss (see ``poincare_loss``); >= 0. Reads ``ctx.target_logits()`` and ``ctx.y``."""
+
+    name = "cls"
+
+    def __init__(self, xi: float = 1e-4):
+        super().__init__()
+        if not 0 < xi < 1:
+            raise ValueError(f"xi must be in (0, 1), got {xi}")
+        self.xi = xi
+
+    def forward(self, ctx: AttackContext) -> torch.Tensor:
+        return poincare_loss(_logits_and_labels(ctx, min_classes=2), ctx.y, self.xi)

@@ -21,18 +21,17 @@ seconds) plus ``method.json``, so ``evaluate_run`` judges it like any of our run
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 from torch import nn
 
 from mia_app.attack.config import AttackConfig
-from mia_app.viz import save_grid
+from mia_app.peers.config import MIFacePeer
+from mia_app.peers.running import PeerRun
 
 
 class SoftmaxOutput(nn.Module):
@@ -107,81 +106,59 @@ def miface_fallback(target: nn.Module, x_init: torch.Tensor, y: torch.Tensor, ma
 
 def run_miface(cfg: AttackConfig, targets: list[int], out: str | Path, max_iter: int = 300,
                window_length: int = 100, threshold: float = 1.0, learning_rate: float = 0.1,
-               images_per_class: int = 1, init_noise: float = 0.0, backend: str = "auto") -> dict:
+               images_per_class: int = 1, init_noise: float = 0.0, backend: str = "auto",
+               callbacks: list | None = None) -> dict:
     """Invert ``targets`` of ``cfg.target`` with MIFace and write a run folder evaluable by ``evaluate_run``.
 
     ``images_per_class`` > 1 needs ``init_noise`` > 0: the first image starts from zero, the others from zero
     plus N(0, init_noise²) noise seeded by ``cfg.seed`` (from zero alone MIFace is deterministic).
     ``backend``: ``auto`` (ART if it imports, else the fallback), ``art`` or ``fallback``.
     """
-    from mia_app.attack.models import load_target
-    from mia_app.data import load_benchmark
+    peer = MIFacePeer(kind="miface", max_iter=max_iter, window_length=window_length, threshold=threshold,
+                      learning_rate=learning_rate, images_per_class=images_per_class, init_noise=init_noise,
+                      backend=backend)
+    return run_miface_peer(cfg, peer, targets, out, callbacks)
 
-    if images_per_class > 1 and init_noise <= 0:
-        raise ValueError("images_per_class > 1 needs init_noise > 0 (MIFace from zero is deterministic)")
-    if backend not in ("auto", "art", "fallback"):
-        raise ValueError(f"backend must be auto, art or fallback, got {backend!r}")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg = AttackConfig.model_validate(cfg.model_dump() | {"name": "miface"})
-    (out / "config.yaml").write_text(cfg.to_yaml())
-    bench = load_benchmark(cfg.data)
-    bad = [t for t in targets if not 0 <= t < bench.n_classes]
-    if bad or not targets:
-        raise ValueError(f"targets must be non-empty class indices in [0, {bench.n_classes}); got {bad}")
-    from mia_app.attack.models import resolve_device
 
-    device = resolve_device(cfg.device)
-    target, meta = load_target(cfg.target)
-    target = target.to(device).eval()
-    res = bench.resolution
-    y = torch.tensor(targets).repeat_interleave(images_per_class)
-    g = torch.Generator().manual_seed(cfg.seed)
-    x0 = torch.zeros(len(y), 3, res, res)
-    if images_per_class > 1:
-        noise = torch.randn(x0.shape, generator=g) * init_noise
-        noise[::images_per_class] = 0  # the first image of each class starts from exactly zero
-        x0 = (x0 + noise).clamp(-1, 1)
-
+def run_miface_peer(cfg: AttackConfig, peer: MIFacePeer, targets: list[int], out: str | Path,
+                    callbacks: list | None = None) -> dict:
+    """The peer entry point (see ``mia_app.peers.run_peer``); ``run_miface`` takes the settings one by one."""
     ok, art_info = art_available()
-    use_art = backend == "art" or (backend == "auto" and ok)
-    if backend == "art" and not ok:
+    if peer.backend == "art" and not ok:
         raise ImportError(f"ART requested but it does not import: {art_info}")
-    params = {"max_iter": max_iter, "window_length": window_length, "threshold": threshold,
-              "learning_rate": learning_rate, "images_per_class": images_per_class, "init_noise": init_noise}
+    run = PeerRun(cfg, peer, targets, out, callbacks)
+    k = peer.images_per_class
+    y = torch.tensor(run.targets).repeat_interleave(k)
+    g = torch.Generator().manual_seed(run.cfg.seed)
+    res = run.bench.resolution
+    x0 = torch.zeros(len(y), 3, res, res)
+    if k > 1:
+        noise = torch.randn(x0.shape, generator=g) * peer.init_noise
+        noise[::k] = 0  # the first image of each class starts from exactly zero
+        x0 = (x0 + noise).clamp(-1, 1)
+    use_art = peer.backend == "art" or (peer.backend == "auto" and ok)
     t0 = time.time()
     if use_art:
-        x = torch.from_numpy(miface_art(target, x0.numpy(), y.numpy(), meta["n_classes"], max_iter, window_length,
-                                        threshold, learning_rate, device=str(device))).to(device)
+        x = torch.from_numpy(miface_art(run.target, x0.numpy(), y.numpy(), run.target_meta["n_classes"],
+                                        peer.max_iter, peer.window_length, peer.threshold, peer.learning_rate,
+                                        device=str(run.device))).to(run.device)
         implementation = f"IBM ART {art_info}: art.attacks.inference.model_inversion.MIFace on PyTorchClassifier"
     else:
-        x = miface_fallback(target, x0.to(device), y.to(device), max_iter, window_length, threshold, learning_rate)
+        x = miface_fallback(run.target, x0.to(run.device), y.to(run.device), peer.max_iter, peer.window_length,
+                            peer.threshold, peer.learning_rate)
         implementation = "FALLBACK mia_app.peers.miface.miface_fallback (torch port of ART 1.20's MIFace loop)"
     seconds = time.time() - t0
     x = x.float().clamp(-1, 1)
     with torch.no_grad():
-        conf = F.softmax(target(x), 1).gather(1, y[:, None].to(device)).squeeze(1).cpu()
-    x = x.cpu()
-    folder = out / "final"
-    folder.mkdir(exist_ok=True)
-    for r, (img, label) in enumerate(zip(x, y.tolist(), strict=True)):
-        save_grid(img[None], folder / f"class{label:04d}_rank{r % images_per_class}.png", nrow=1, scale=1)
-    save_file({"images": x.contiguous(), "labels": y, "conf": conf}, str(folder / "images.safetensors"))
-    note = {
-        "method": "MIFace (Fredrikson et al., CCS 2015)",
+        conf = F.softmax(run.target(x), 1).gather(1, y[:, None].to(run.device)).squeeze(1).cpu()
+    extra = {
+        "method_reference": "MIFace (Fredrikson et al., CCS 2015)",
         "implementation": implementation,
         "art_import": art_info if ok else f"failed: {art_info}",
-        "init": "zero image (mid-gray)" + (f" + N(0, {init_noise}^2) for extra images" if images_per_class > 1
-                                           else ""),
+        "init": "zero image (mid-gray)" + (f" + N(0, {peer.init_noise}^2) for extra images" if k > 1 else ""),
         "objective": "gradient ascent on p_T(y|x) (descent on 1 - p), T's softmax, clip to [-1, 1]",
         "stopping_rule": "ART 1.20's: active while cost <= threshold or cost >= max(window); threshold 1.0 "
                          "means every image runs max_iter steps",
-        "params": params,
-        "target": cfg.target,
+        "target": run.cfg.target,
     }
-    (out / "method.json").write_text(json.dumps(note, indent=2))
-    summary = {"targets": targets, "seconds": round(seconds, 2), "seconds_per_identity": round(seconds / len(targets),
-               3), "target_conf_mean": conf.mean().item(), "device": str(device), "method": "miface",
-               "implementation": implementation}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    return summary | {"out": str(out)}
+    return run.finish(x, y, conf, seconds, extra) | {"implementation": implementation}
