@@ -237,3 +237,53 @@ def test_summary_arch_of_an_unreadable_checkpoint_is_none_with_a_warning(tmp_pat
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 3 and "eval architecture of" in messages[0] and "missing.safetensors" in messages[0]
     assert "garbage.safetensors" in messages[1] and "target architecture of" in messages[2]
+
+
+def test_scoreboard_rows_pair_with_a_deterministic_floor(tmp_path):
+    """A floor that runs once pairs with every seed; every row gets Δ against it; the table opens with it."""
+    e_path = tmp_path / "eval.safetensors"
+    torch.manual_seed(1)
+    save_classifier(build_classifier("resnet", 4, 8), e_path,
+                    {"role": "eval", "arch": "resnet", "width": 8, "n_classes": 4, "resolution": 32,
+                     "benchmark": "tiny", "benchmark_sha256": "-"})
+    fast = {"iterations": 2}
+    cfg = _ablation(tmp_path, seeds=[0, 1], variants={"baseline": {}}, floor="floor", judge="off",
+                    order=["floor", "ppa", "baseline"],
+                    peers=[{"kind": "selection_only", "name": "floor", "candidates": 2, "final": fast},
+                           {"kind": "ppa", "search_space": 8, "candidates": 2, "steps": 1, "final": fast}])
+    cells = plan_cells(cfg)
+    assert [(c.variant, c.seed) for c in cells] == [("floor", 0), ("ppa", 0), ("baseline", 0), ("ppa", 1),
+                                                   ("baseline", 1)]
+    summary = run_ablation(cfg, progress=False)
+    rows = summary["variants"]
+    assert rows["floor"]["deterministic"] and list(rows["floor"]["cells"]) == ["0"]
+    assert rows["floor"]["vs_floor"] is None and rows["floor"]["vs_baseline"]["acc@1"]["n_pairs"] == 4
+    for name in ("ppa", "baseline"):
+        vs = rows[name]["vs_floor"]
+        assert vs["acc@1"]["n_pairs"] == 4 and set(vs) >= {"knn_dist", "judge_top1", "perc_dist"}  # 2 seeds × 2 ids
+    assert rows["ppa"]["seconds"]["per_identity"] is not None and rows["ppa"]["method"].startswith("Plug & Play")
+    table = (tmp_path / "abl" / "table.md").read_text()
+    assert "### Scoreboard" in table and "**floor**" in table and "chance 50.0" in table
+    assert table.index("### Scoreboard") < table.index("Every metric, Δ against our")
+    with pytest.raises(ValueError, match="floor"):
+        _ablation(tmp_path, floor="nobody")
+    with pytest.raises(ValueError, match="order"):
+        _ablation(tmp_path, order=["nobody"])
+
+
+def test_shipped_scoreboard_config_has_every_method_on_all_identities():
+    from mia_app.assets import REPO_ROOT
+
+    cfg = AblationConfig.from_yaml(REPO_ROOT / "configs" / "ablation" / "scoreboard.yaml")
+    cells = plan_cells(cfg)
+    assert cfg.target_list() == list(range(100)) and len(cfg.seeds) >= 2 and cfg.floor == "floor"
+    kinds = {p.kind for p in cfg.peers}
+    assert kinds == {"selection_only", "ppa", "miface", "stage1_only", "plg_max_margin"}
+    assert set(cfg.variants) == {"baseline", "A+B3+C+D"} and cfg.attack.endswith("cpu-quick.yaml")
+    seeds = {}
+    for c in cells:
+        seeds.setdefault(c.variant, []).append(c.seed)
+    stochastic = [n for n, s in seeds.items() if n != "floor"]
+    assert seeds["floor"] == [0] and all(len(seeds[n]) >= 2 for n in stochastic)
+    assert all(c.config.keep == 2 for c in cells)
+    assert [c.variant for c in cells[:2]] == ["floor", "floor_generator"]

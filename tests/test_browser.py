@@ -156,15 +156,30 @@ def test_launch_watch_and_compare_in_the_browser(app_url):
         print(f"Launch -> first image (warm worker): {second_s:.1f}s")
         assert page.locator("#weights-plot .scatterlayer .trace").count() >= 2
 
+        # A peer from the same tab: PPA on the public generator, same T and identities; its settings replace
+        # our schemes in the form.
+        page.get_by_label("PPA: Plug & Play Attack on the public generator").check()
+        ppa = page.locator("#peer-ppa")
+        ppa.wait_for(state="visible", timeout=15_000)
+        assert not page.get_by_label("D: uncertainty weighting").is_visible()
+        ppa.get_by_label("search_space", exact=True).fill("32")
+        ppa.get_by_label("steps", exact=True).fill("4")
+        ppa.get_by_label("image_every", exact=True).fill("1")
+        ppa.get_by_label("final.iterations", exact=True).fill("2")
+        page.get_by_label("Run name").fill("")
+        ppa_s = _launch_and_wait(page, 3, "attack-ppa")
+        print(f"Launch -> first image (PPA): {ppa_s:.1f}s")
+        assert page.locator("#conf-plot .scatterlayer .trace").count() == 1
+
         page.get_by_role("tab", name="Compare").click()
         page.locator("#compare-runs input").click()
-        for name in ("job-000001-tiny", "job-000002-tiny-D"):
+        for name in ("job-000001-tiny", "job-000002-tiny-D", "job-000003-ppa"):
             page.get_by_role("option", name=name).click()
         page.click("#compare-btn")
         page.wait_for_selector("#compare-gallery-1 img", timeout=30_000)
         page.wait_for_selector("#compare-curves .scatterlayer .trace", timeout=30_000)
         metrics = page.inner_text("#compare-metrics")
-        assert "target_conf_mean" in metrics and "D" in metrics
+        assert "target_conf_mean" in metrics and "D" in metrics and "ppa" in metrics
         page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
 
         page.get_by_role("tab", name="Ablation").click()
@@ -172,7 +187,7 @@ def test_launch_watch_and_compare_in_the_browser(app_url):
 
         page.get_by_role("tab", name="Jobs").click()
         page.wait_for_selector("#jobs-table:has-text('tiny-D')", timeout=15_000)
-        assert page.inner_text("#jobs-table").count("done") >= 2
+        assert page.inner_text("#jobs-table").count("done") >= 3
         assert "heartbeat" in page.inner_text("#worker-status")
         page.screenshot(path=str(ARTIFACTS / "jobs.png"), full_page=True)
         browser.close()

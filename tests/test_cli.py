@@ -85,3 +85,27 @@ def test_evaluate_with_the_optional_facenet_judge(tmp_path, monkeypatch):
     metrics = json.loads((run / "metrics.json").read_text())
     assert 0 <= metrics["facenet_dist"] <= 2 and 0 <= metrics["facenet_match@1.1"] <= 1
     assert metrics["facenet_top1"] in (0.0, 0.5, 1.0) and "vggface2" in metrics["facenet"]
+
+
+def test_attack_cli_runs_a_peer_and_refuses_bad_peer_settings(tmp_path, capsys):
+    import json
+
+    from tests.helpers import tiny_attack_config
+
+    preset = tmp_path / "tiny.yaml"
+    preset.write_text(tiny_attack_config(tmp_path).to_yaml())
+    peer = tmp_path / "peer.yaml"
+    peer.write_text("{search_space: 8, candidates: 2, steps: 2, final: {iterations: 2}}\n")
+    out = tmp_path / "ppa"
+    assert main(["attack", "--config", str(preset), "--targets", "0,1", "--out", str(out), "--method", "ppa",
+                 "--peer-config", str(peer), "--quiet"]) == 0
+    assert json.loads((out / "method.json").read_text())["params"]["steps"] == 2
+    assert (out / "final" / "images.safetensors").is_file()
+    capsys.readouterr()
+    peer.write_text("{lr: .nan}\n")
+    assert main(["attack", "--config", str(preset), "--targets", "0", "--out", str(tmp_path / "x"), "--method",
+                 "ppa", "--peer-config", str(peer)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: peer settings") and "lr" in err
+    assert main(["attack", "--config", str(preset), "--targets", "0,0", "--out", str(tmp_path / "y")]) == 2
+    assert "at most once" in capsys.readouterr().err

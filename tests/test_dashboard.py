@@ -184,3 +184,62 @@ def test_the_attack_tab_shows_the_references_of_the_typed_target(tmp_path):
     shown = tab.on_targets("tiny", "3,1")
     assert shown["visible"] and {cap for _, cap in shown["value"]} == {"class 3"}
     assert tab.on_targets("tiny", "3-")["visible"] is False and tab.on_targets("nope", "1")["value"] == []
+
+
+def test_method_selector_queues_peer_jobs_validated_by_the_peer_config(tmp_path):
+    from mia_app.dashboard.peer_form import METHOD_LABELS, PeerForm
+    from mia_app.dashboard.submission import submit_peer
+
+    tmp_path.mkdir(exist_ok=True)
+    cfg = tiny_attack_config(tmp_path)
+    preset = tmp_path / "tiny.yaml"
+    preset.write_text(cfg.to_yaml())
+    form, peers = AttackForm.from_model(), PeerForm.build_specs()
+    assert set(METHOD_LABELS.values()) == {"ours", "ppa", "selection_only", "miface"}
+    assert ("steps",) in [s.path for s in peers.specs["ppa"]] and ("final", "iterations") in [
+        s.path for s in peers.specs["ppa"]]
+    settings = DashboardSettings(runs=tmp_path / "runs", db=tmp_path / "runs" / "jobs.sqlite", auth="u:p",
+                                 max_steps=50, max_queued=5)
+    store = JobStore(settings.db, settings.runs)
+
+    def launch(kind, **changes):
+        values = peers.default_values(kind)
+        for path, v in changes.items():
+            values[[".".join(s.path) for s in peers.specs[kind]].index(path)] = v
+        return submit_peer(store, settings, form, preset, form.values_from(cfg), peers.build(kind, values), "0,2",
+                           None, None, "sess", 4)
+
+    job = launch("ppa", steps=20)
+    assert job.kind == "peer" and job.name == "ppa" and job.targets == [0, 2]
+    assert job.config["peer"]["steps"] == 20 and AttackConfig.model_validate(job.config["attack"]).keep == cfg.keep
+    assert launch("selection_only").config["peer"]["source"] == "public"
+    with pytest.raises(LaunchError, match="steps are limited to 50"):
+        launch("ppa", steps=500)
+    with pytest.raises(LaunchError, match="lr"):
+        launch("ppa", lr=-1.0)
+    with pytest.raises(LaunchError, match="init_noise"):
+        launch("miface", images_per_class=2)
+    with pytest.raises(ValueError, match="required"):
+        peers.build("ppa", [None] * len(peers.specs["ppa"]))
+
+
+def test_compare_lists_peer_runs_with_their_method(tmp_path):
+    import json
+
+    from mia_app.dashboard.compare_tab import metrics_table
+    from mia_app.dashboard.runs import RunFolder
+
+    ours, peer = tmp_path / "ours", tmp_path / "ppa"
+    for folder in (ours, peer):
+        folder.mkdir()
+        (folder / "config.yaml").write_text(tiny_attack_config(tmp_path).to_yaml())
+        (folder / "summary.json").write_text(json.dumps({"seconds": 1.0}))
+    (peer / "method.json").write_text(json.dumps({"method": "ppa"}))
+    header, rows = metrics_table([RunFolder(ours), RunFolder(peer)])
+    assert header == ["metric", "ours", "ppa"] and ["method", "ours (baseline)", "ppa"] in rows
+
+
+def test_the_scoreboard_is_listed_first(tmp_path):
+    for name in ("ablation-quick", "ablation-scoreboard", "ablation-zeta"):
+        (tmp_path / name).mkdir()
+    assert [p.name for p in list_ablations(tmp_path)] == ["ablation-scoreboard", "ablation-zeta", "ablation-quick"]

@@ -145,3 +145,22 @@ def test_dashboard_restart_keeps_finished_jobs_and_interrupts_orphans(tmp_path, 
     after = {p.relative_to(run_dir): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
     assert after == before  # not a byte of the finished run changed
     assert recover(store) == [] and store.get(orphan.id).status == "interrupted"  # a second restart: no-op
+
+
+def test_worker_runs_a_peer_job_live(tmp_path):
+    store = _store(tmp_path)
+    cfg = tiny_attack_config(tmp_path)
+    peer = {"kind": "ppa", "search_space": 8, "candidates": 2, "steps": 3, "image_every": 1,
+            "final": {"iterations": 2}}
+    job = store.submit("peer", "ppa", {"attack": cfg.model_dump(mode="json"), "peer": peer}, [0, 1])
+    done = JobWorker(store).run_one()
+    assert (done.status, done.error) == ("done", None) and (done.total_steps, done.done_steps) == (3, 3)
+    steps = [d for _, d in store.events(job.id)]
+    assert {"L_cls", "T_conf"} <= set(steps[0]["logs"])
+    images = [d["path"] for _, d in store.events(job.id, "images")]
+    assert images and all((Path(job.run_dir) / p).is_file() for p in images)
+    assert (Path(job.run_dir) / "final" / "images.safetensors").is_file()
+    bad = store.submit("peer", "bad", {"attack": cfg.model_dump(mode="json"), "peer": {"kind": "ppa", "lr": -1}},
+                       [0])
+    failed = JobWorker(store).run_one()
+    assert failed.id == bad.id and failed.status == "failed" and "lr" in failed.error

@@ -26,8 +26,8 @@ class AblationConfig(StrictModel):
     variants: dict[str, dict[str, Any]] = Field(..., description="name -> scheme toggles (B3/A/C/D, others off)")
     peers: list[PeerConfig] = Field(default_factory=list)
     floor: str | None = Field(None, description="name of the no-attack row: every row gets a paired CI against it")
-    order: list[str] = Field(default_factory=list, description="rows to run first within each seed, in this "
-                             "order (cheap rows first, so the table fills early); the rest follow")
+    order: list[str] = Field(default_factory=list, description="rows to run first, for every seed, in this "
+                             "order (the rows a reader needs first); the rest follow, seed-major")
     eval_model: str = "assets/eval.safetensors"
     out: Path | None = Field(None, description="default results/ablation-<name>")
     judge: Literal["auto", "on", "off"] = "auto"

@@ -72,28 +72,27 @@ def variant_config(base: AttackConfig, toggles: dict, seed: int, name: str) -> A
 
 
 def plan_cells(acfg: AblationConfig, base: AttackConfig | None = None) -> list[Cell]:
-    """Seed-major order: each seed's full comparison is complete before the next seed starts; within a seed the
-    rows named in ``order`` first, then variants, then peers. Deterministic peers only in the first seed."""
+    """Seed-major order: each seed's full comparison is complete before the next seed starts. Rows named in
+    ``order`` come first, for every seed (seed-major among them, in that order), then the rest, seed-major, so
+    the rows a reader needs first are done first. Deterministic peers only in the first seed."""
     from mia_app.peers import peer_attack_config
 
     base = base or base_config(acfg)
     out = acfg.out_dir()
     cells = []
     for seed in acfg.seeds:
-        variants = [Cell(name, seed, "ours", variant_config(base, toggles, seed, name), out / name / f"seed{seed}")
-                    for name, toggles in acfg.variants.items()]
-        peers = []
+        cells += [Cell(name, seed, "ours", variant_config(base, toggles, seed, name), out / name / f"seed{seed}")
+                  for name, toggles in acfg.variants.items()]
         for peer in acfg.peers:
             if peer.deterministic and seed != acfg.seeds[0]:
                 continue
             name = acfg.peer_name(peer)
             seeded = variant_config(base, {}, seed, name)
-            peers.append(Cell(name, seed, peer.kind, peer_attack_config(peer, seeded), out / name / f"seed{seed}",
+            cells.append(Cell(name, seed, peer.kind, peer_attack_config(peer, seeded), out / name / f"seed{seed}",
                               peer, seeded))
-        seed_cells = variants + peers
-        rank = {name: i for i, name in enumerate(acfg.order)}
-        cells += sorted(seed_cells, key=lambda c: rank.get(c.variant, len(rank)))  # stable: the rest keep order
-    return cells
+    rank = {name: i for i, name in enumerate(acfg.order)}
+    first = sorted((c for c in cells if c.variant in rank), key=lambda c: (c.seed, rank[c.variant]))
+    return first + [c for c in cells if c.variant not in rank]
 
 
 # ---- running ------------------------------------------------------------------------------------------

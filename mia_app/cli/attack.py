@@ -9,6 +9,7 @@ from tqdm import tqdm
 
 from mia_app.attack.events import BaseCallback
 from mia_app.cli.common import print_json, set_threads
+from mia_app.peers.config import PEER_KINDS
 
 
 def parse_targets(text: str) -> list[int]:
@@ -38,7 +39,7 @@ class TqdmProgress(BaseCallback):
                 self.bar.close()
             self.bar = tqdm(total=e.steps, desc=f"batch {e.batch} stage {e.stage}")
         self.bar.update(1)
-        self.bar.set_postfix(total=f"{e.logs['total']:.3f}", T_conf=f"{e.logs['T_conf']:.3f}")
+        self.bar.set_postfix(total=f"{e.logs.get('total', float('nan')):.3f}", T_conf=f"{e.logs['T_conf']:.3f}")
 
     def on_end(self, summary):
         if self.bar is not None:
@@ -46,7 +47,8 @@ class TqdmProgress(BaseCallback):
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
-    p = sub.add_parser(name, help="invert target classes of T with the diffusion prior; writes a run folder")
+    p = sub.add_parser(name, help="invert target classes of T with the diffusion prior (or a peer); writes a run "
+                                  "folder")
     p.add_argument("--config", required=True, help="attack preset, e.g. configs/attack/cpu-quick.yaml")
     p.add_argument("--targets", required=True, help="target classes: '0,1,2', '0-9'")
     p.add_argument("--out", type=Path, required=True, help="run folder (created)")
@@ -54,6 +56,11 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--prior", help="override the prior: our prior folder, a diffusers UNet2DModel folder or hub id")
     p.add_argument("--target", help="override the target classifier checkpoint (.safetensors)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--method", default="ours", choices=["ours", *PEER_KINDS],
+                   help="ours (default) or a peer on the same T, identities, seed and keep: selection_only (the "
+                        "no-attack floor), ppa, miface, stage1_only, plg_max_margin")
+    p.add_argument("--peer-config", type=Path, help="YAML of the peer's settings (mia_app.peers.config), e.g. "
+                   "'{steps: 50, loss: max_margin}' for ppa; default: the peer's defaults")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -64,6 +71,36 @@ def run(args: argparse.Namespace) -> int:
     set_threads()
     overrides = {"seed": args.seed, "device": args.device, "prior": args.prior, "target": args.target}
     callbacks = [] if args.quiet else [TqdmProgress()]
-    summary = run_attack(args.config, parse_targets(args.targets), args.out, callbacks, **overrides)
+    targets = parse_targets(args.targets)
+    if len(set(targets)) != len(targets):
+        raise ValueError(f"targets: each class at most once, got {args.targets!r}")
+    if args.method == "ours":
+        if args.peer_config is not None:
+            raise ValueError("--peer-config needs --method <peer>")
+        summary = run_attack(args.config, targets, args.out, callbacks, **overrides)
+    else:
+        summary = _run_peer(args, targets, overrides, callbacks)
     print_json(summary)
     return 0
+
+
+def _run_peer(args: argparse.Namespace, targets: list[int], overrides: dict, callbacks: list) -> dict:
+    import yaml
+    from pydantic import ValidationError
+
+    from mia_app.attack.config import AttackConfig
+    from mia_app.peers import parse_peer, run_peer
+
+    settings = {}
+    if args.peer_config is not None:
+        if not args.peer_config.is_file():
+            raise FileNotFoundError(f"no peer config at {args.peer_config}")
+        settings = yaml.safe_load(args.peer_config.read_text()) or {}
+        if not isinstance(settings, dict):
+            raise ValueError(f"{args.peer_config}: expected a mapping of peer settings")
+    try:
+        peer = parse_peer({**settings, "kind": args.method})
+    except ValidationError as err:
+        raise ValueError(f"peer settings: {err}") from err
+    cfg = AttackConfig.from_yaml(args.config, **overrides)
+    return run_peer(peer, cfg, targets, args.out, callbacks)

@@ -12,6 +12,7 @@ import gradio as gr
 from mia_app.dashboard.context import DashboardContext
 from mia_app.dashboard.media import gallery_items
 
+SCOREBOARD = "ablation-scoreboard"
 NO_ABLATIONS = ("No ablations yet: run `python -m mia_app ablate --config configs/ablation/<name>.yaml` (or launch "
                 "one below); its folder `results/ablation-<name>/` shows up here.")
 
@@ -25,7 +26,9 @@ def ablation_available() -> bool:
 def list_ablations(results: Path) -> list[Path]:
     if not Path(results).is_dir():
         return []
-    return sorted((p for p in Path(results).glob("ablation-*") if p.is_dir()), key=lambda p: p.name, reverse=True)
+    found = sorted((p for p in Path(results).glob("ablation-*") if p.is_dir()), key=lambda p: p.name, reverse=True)
+    # The scoreboard (every attack against the no-attack floor and PPA) is what a reader should see first.
+    return sorted(found, key=lambda p: p.name != SCOREBOARD)
 
 
 def show_ablation(folder: Path) -> tuple[str, list[tuple[str, str]]]:
@@ -92,7 +95,10 @@ def build_ablation_tab(ctx: DashboardContext, demo: gr.Blocks) -> None:
         names = [p.name for p in folders]
         name = current if current in names else names[0]
         text, figs = show_ablation(results / name)
-        return (f"{len(names)} ablation(s) in `{results}`.", gr.update(choices=names, value=name, visible=True), text,
+        lead = ("`ablation-scoreboard` compares every attack with the floor (no attack) and PPA on the same "
+                "identities; the scheme ablations below it compare our variants." if SCOREBOARD in names else "")
+        return (f"{len(names)} ablation(s) in `{results}`. {lead}",
+                gr.update(choices=names, value=name, visible=True), text,
                 gr.update(value=gallery_items(figs, ctx.settings.hosted), visible=True))
 
     def select(name: str | None):

@@ -13,8 +13,9 @@ from mia_app.dashboard.context import DashboardContext
 from mia_app.dashboard.form import FieldSpec
 from mia_app.dashboard.identities import Identities, identities
 from mia_app.dashboard.live_panel import LivePanel, build_live_panel, job_choices
+from mia_app.dashboard.peer_form import METHOD_LABELS, OURS, PeerForm
 from mia_app.dashboard.presets import default_preset, load_preset, missing_models
-from mia_app.dashboard.submission import LaunchError, explain, submit_attack
+from mia_app.dashboard.submission import LaunchError, explain, submit_attack, submit_peer
 from mia_app.dashboard.widgets import widget
 
 log = logging.getLogger("mia_app.dashboard")
@@ -36,6 +37,10 @@ class AttackTab:
         self.form = ctx.form
         self.widgets: dict[FieldSpec, gr.components.Component] = {}
         self.live: LivePanel | None = None
+        self.peer_form = PeerForm.build_specs()
+        self.peer_widgets: dict[str, list[gr.components.Component]] = {}
+        self.peer_groups: dict[str, gr.Group] = {}
+        self.ours_sections: list[gr.components.Component] = []
 
     # ---- layout -----------------------------------------------------------------------------------------
     def build(self) -> None:
@@ -51,7 +56,11 @@ class AttackTab:
                     self.targets = gr.Textbox("0", label="Target classes", info="e.g. 0 · 0,3,7 · 0-9",
                                               elem_id="targets")
                     self.run_name = gr.Textbox(label="Run name", placeholder="defaults to the preset's name")
+                self.method = gr.Radio(list(METHOD_LABELS), value=next(iter(METHOD_LABELS)), label="Method",
+                                       info="our attack, or a peer on the same T and identities (for Compare)",
+                                       elem_id="method")
                 self._picker()
+                self._peer_widgets()
                 self._form_widgets()
                 # Handlers take and return values in form.specs order, whatever the visual layout.
                 self.fields = [self.widgets[s] for s in self.form.specs]
@@ -72,9 +81,24 @@ class AttackTab:
                                      height=120, allow_preview=False, visible=False, elem_id="references",
                                      elem_classes=["pixelated"])
 
+    def _peer_widgets(self) -> None:
+        """One hidden group per peer: its settings (the form's seed, keep, T and device apply too)."""
+        from mia_app.peers.running import METHODS
+
+        for kind, specs in self.peer_form.specs.items():
+            with gr.Group(visible=False, elem_id=f"peer-{kind}") as group:
+                gr.Markdown(f"**{METHODS[kind]}**: seed, keep, device and T come from the form below "
+                            "(Advanced); its own settings:")
+                values = self.peer_form.default_values(kind)
+                with gr.Row():
+                    self.peer_widgets[kind] = [widget(s, v, label=".".join(s.path), min_width=140)
+                                               for s, v in zip(specs, values, strict=True)]
+            self.peer_groups[kind] = group
+
     def _form_widgets(self) -> None:
         f = self.form
-        with gr.Accordion("Schemes", open=True):
+        with gr.Accordion("Schemes", open=True) as schemes:
+            self.ours_sections.append(schemes)
             if f.toggles:
                 with gr.Row():
                     self._add(f.toggles, lambda s, v: widget(s, v, min_width=140))
@@ -82,7 +106,8 @@ class AttackTab:
                     self._add(f.scheme_params, lambda s, v: widget(s, v))
             else:
                 gr.Markdown("This version of the attack config has no `schemes` section: baseline attack only.")
-        with gr.Accordion("Steps and loss weights", open=True):
+        with gr.Accordion("Steps and loss weights", open=True) as steps:
+            self.ours_sections.append(steps)
             with gr.Row():
                 self._add(f.steps, lambda s, v: widget(s, v, label=f"{s.path[0]} steps", info=self._steps_info()))
             defaults = ", ".join(f"{k} {v}" for k, v in SCHEME_DEFAULT_WEIGHTS.items())
@@ -121,8 +146,17 @@ class AttackTab:
         self.picker.select(self.on_pick, [self.preset], [self.targets, self.references])
         # Typed targets move the references too, so they never show a class other than the first target.
         self.targets.change(self.on_targets, [self.preset, self.targets], [self.references])
-        inputs = {self.preset, self.targets, self.run_name, self.upload, *self.fields}
+        groups = [*self.ours_sections, *self.peer_groups.values()]
+        self.method.change(self.on_method, [self.method], groups)
+        inputs = {self.preset, self.targets, self.run_name, self.upload, self.method, *self.fields,
+                  *[w for ws in self.peer_widgets.values() for w in ws]}
         self.launch.click(self.on_launch, inputs, [self.status, self.live.watch])
+
+    def on_method(self, label: str | None):
+        """Our attack's sections for ours, the chosen peer's settings otherwise."""
+        method = METHOD_LABELS.get(label or "", OURS)
+        ours = [gr.update(visible=method == OURS) for _ in self.ours_sections]
+        return *ours, *[gr.update(visible=kind == method) for kind in self.peer_groups]
 
     def on_preset(self, name: str | None, targets_text: str | None = None):
         presets = self.ctx.presets()
@@ -175,9 +209,18 @@ class AttackTab:
         try:
             cfg_data = load_preset(presets[name]).data
             ids = identities(cfg_data, f.settings.demo)
-            job = submit_attack(f.store, f.settings, self.form, presets[name], [data[c] for c in self.fields],
-                                data[self.targets], data[self.run_name], data[self.upload], f.session(request),
-                                ids.n_classes)
+            method = METHOD_LABELS.get(data[self.method] or "", OURS)
+            common = (f.store, f.settings, self.form, presets[name], [data[c] for c in self.fields])
+            if method == OURS:
+                job = submit_attack(*common, data[self.targets], data[self.run_name], data[self.upload],
+                                    f.session(request), ids.n_classes)
+            else:
+                try:
+                    peer = self.peer_form.build(method, [data[w] for w in self.peer_widgets[method]])
+                except ValueError as err:
+                    raise LaunchError(str(err)) from err
+                job = submit_peer(*common, peer, data[self.targets], data[self.run_name], data[self.upload],
+                                  f.session(request), ids.n_classes)
         except (LaunchError, ValidationError) as err:
             msg = explain(err) if isinstance(err, ValidationError) else str(err)
             gr.Warning(msg)

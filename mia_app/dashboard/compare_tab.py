@@ -21,7 +21,7 @@ def runs_for(ctx: DashboardContext, request: gr.Request | None) -> list[RunFolde
     """Finished run folders: every one under the runs folder, or only your jobs' on a hosted server."""
     if ctx.settings.hosted:
         jobs = ctx.visible_jobs(request)
-        return [RunFolder(Path(j.run_dir)) for j in jobs if j.kind == "attack" and j.status == "done"]
+        return [RunFolder(Path(j.run_dir)) for j in jobs if j.kind in ("attack", "peer") and j.status == "done"]
     return list_runs(ctx.settings.runs)
 
 
@@ -30,7 +30,7 @@ def metrics_table(runs: list[RunFolder]) -> tuple[list[str], list[list]]:
     per_run = []
     for r in runs:
         source, values = r.metrics()
-        per_run.append({"source": source, "schemes": "+".join(r.active_schemes()) or "baseline", **values})
+        per_run.append({"source": source, "method": r.method(), **values})
     keys = list(dict.fromkeys(k for m in per_run for k in m))
     fmt = lambda v: round(v, 4) if isinstance(v, float) else v  # noqa: E731
     return ["metric", *[r.name for r in runs]], [[k, *[fmt(m.get(k, "")) for m in per_run]] for k in keys]

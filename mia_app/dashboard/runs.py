@@ -33,6 +33,16 @@ class RunFolder:
         f = self.path / "config.yaml"
         return yaml.safe_load(f.read_text()) if f.is_file() else {}
 
+    def method(self) -> str:
+        """What made the run: ``ours (B3+D)`` / ``ours (baseline)``, or the peer's kind (``ppa``, ...)."""
+        note = self.path / "method.json"
+        if note.is_file():
+            try:
+                return json.loads(note.read_text()).get("method", "peer")
+            except json.JSONDecodeError:
+                return "peer (unreadable method.json)"
+        return f"ours ({'+'.join(self.active_schemes()) or 'baseline'})"
+
     def active_schemes(self) -> list[str]:
         schemes = self.config().get("schemes") or {}
         return [k for k in ("B3", "A", "C", "D") if schemes.get(k)]

@@ -101,9 +101,10 @@ def check_queue(store: JobStore, settings: DashboardSettings, session: str | Non
                           f"(you have {active}); choose at most {settings.max_queued - active}")
 
 
-def submit_attack(store: JobStore, settings: DashboardSettings, form: AttackForm, preset_path: Path,
-                  values: list[Any], targets_text: str, run_name: str | None, upload: str | None,
-                  session: str | None, n_classes: int | None) -> Job:
+def prepare_attack(store: JobStore, settings: DashboardSettings, form: AttackForm, preset_path: Path,
+                   values: list[Any], targets_text: str, run_name: str | None, upload: str | None,
+                   session: str | None, n_classes: int | None) -> tuple[AttackConfig, list[int]]:
+    """The validated AttackConfig and targets of the form, within the server's limits; raises LaunchError."""
     try:
         preset = load_preset(preset_path)
     except ValidationError as err:
@@ -120,4 +121,40 @@ def submit_attack(store: JobStore, settings: DashboardSettings, form: AttackForm
     if problems := missing_models(cfg):
         raise LaunchError("; ".join(problems))
     check_queue(store, settings, session)
+    return cfg, targets
+
+
+def submit_attack(store: JobStore, settings: DashboardSettings, form: AttackForm, preset_path: Path,
+                  values: list[Any], targets_text: str, run_name: str | None, upload: str | None,
+                  session: str | None, n_classes: int | None) -> Job:
+    cfg, targets = prepare_attack(store, settings, form, preset_path, values, targets_text, run_name, upload,
+                                  session, n_classes)
     return store.submit("attack", cfg.name, cfg.model_dump(mode="json"), targets, session)
+
+
+def check_peer_limits(peer, settings: DashboardSettings) -> None:
+    """The hosted caps, read for a peer: its optimisation steps and its candidates per identity."""
+    steps = getattr(peer, "steps", None) or getattr(peer, "max_iter", None)
+    if settings.max_steps is not None and steps is not None and steps > settings.max_steps:
+        raise LaunchError(f"{peer.kind} steps are limited to {settings.max_steps} on this server")
+    cands = getattr(peer, "candidates", None) or getattr(peer, "images_per_class", None)
+    if settings.max_candidates is not None and cands is not None and cands > settings.max_candidates:
+        raise LaunchError(f"{peer.kind} candidates are limited to {settings.max_candidates} on this server")
+
+
+def submit_peer(store: JobStore, settings: DashboardSettings, form: AttackForm, preset_path: Path,
+                values: list[Any], peer_data: dict[str, Any], targets_text: str, run_name: str | None,
+                upload: str | None, session: str | None, n_classes: int | None) -> Job:
+    """Queue a peer attack (``kind: peer`` job): the form's AttackConfig gives T, data, seed, keep and device."""
+    from mia_app.peers import parse_peer
+
+    try:
+        peer = parse_peer(dict(peer_data))
+    except ValidationError as err:
+        raise LaunchError(f"invalid {peer_data.get('kind')} settings: {explain(err)}") from err
+    check_peer_limits(peer, settings)
+    name = (run_name or "").strip() or peer.display_name()
+    cfg, targets = prepare_attack(store, settings, form, preset_path, values, targets_text, name, upload,
+                                  session, n_classes)
+    return store.submit("peer", name, {"attack": cfg.model_dump(mode="json"), "peer": peer.model_dump(mode="json")},
+                        targets, session)

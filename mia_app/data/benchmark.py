@@ -59,7 +59,8 @@ class Benchmark:
 
     @property
     def resolution(self) -> int:
-        return int(self.private_train.images.shape[-1])
+        # Read off the public split: an attack may ask for it, and must never touch the private ones.
+        return int(self.public.images.shape[-1])
 
     def content_hash(self) -> str:
         """sha256 over every array's bytes: equal hashes mean byte-identical data."""

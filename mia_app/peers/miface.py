@@ -151,7 +151,13 @@ def run_miface_peer(cfg: AttackConfig, peer: MIFacePeer, targets: list[int], out
     x = x.float().clamp(-1, 1)
     with torch.no_grad():
         conf = F.softmax(run.target(x), 1).gather(1, y[:, None].to(run.device)).squeeze(1).cpu()
+    if k > run.cfg.keep:  # final selection by T, as every other method's (PPA's without transforms here)
+        from mia_app.attack.selection import final_selection
+
+        keep = final_selection(conf, y, run.cfg.keep)
+        x, y, conf = x[keep.to(x.device)], y[keep], conf[keep]
     extra = {
+        "kept": f"{min(k, run.cfg.keep)} of {k} per identity, by T's confidence",
         "method_reference": "MIFace (Fredrikson et al., CCS 2015)",
         "implementation": implementation,
         "art_import": art_info if ok else f"failed: {art_info}",

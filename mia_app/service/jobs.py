@@ -1,6 +1,8 @@
 """What a worker does with each kind of job.
 
 - ``attack``: ``run_attack`` in the worker's process (models stay cached between jobs), with live events.
+- ``peer``: a peer attack (PPA, the selection floor, MIFace, ...; ``mia_app.peers.run_peer``) in the worker's
+  process, with the same live events; ``config`` is ``{"attack": AttackConfig, "peer": PeerConfig}``.
 - ``cli``: a ``python -m mia_app <argv>`` subprocess (evaluation, ablation); its output goes to a log file
   and cancelling terminates it.
 """
@@ -17,7 +19,7 @@ from pathlib import Path
 from mia_app.service.progress import StoreProgress
 from mia_app.service.store import Job, JobStore
 
-KINDS = ("attack", "cli")
+KINDS = ("attack", "peer", "cli")
 
 
 class JobStopped(RuntimeError):
@@ -36,6 +38,31 @@ def run_attack_job(job: Job, store: JobStore, stopping: Callable[[], bool]) -> N
     cfg = AttackConfig.model_validate(job.config)  # validated again: the store is a trust boundary
     store.set_total_steps(job.id, attack_total_steps(cfg.model_dump(), len(job.targets)))
     run_attack(cfg, job.targets, job.run_dir, [StoreProgress(store, job.id, Path(job.run_dir), stopping)])
+
+
+def peer_total_steps(peer, n_targets: int) -> int:
+    """Step events a peer sends: PPA one per optimisation step and batch of latents; the others none."""
+    if peer.kind == "ppa":
+        per_batch = max(1, peer.batch_size // peer.candidates)
+        return math.ceil(n_targets / per_batch) * peer.steps
+    if peer.kind in ("stage1_only", "plg_max_margin"):
+        return -1  # filled in by run_peer_job from the changed preset
+    return 0
+
+
+def run_peer_job(job: Job, store: JobStore, stopping: Callable[[], bool]) -> None:
+    from mia_app.attack.config import AttackConfig
+    from mia_app.peers import parse_peer, run_peer
+
+    cfg = AttackConfig.model_validate(job.config["attack"])  # validated again: the store is a trust boundary
+    peer = parse_peer(dict(job.config["peer"]))
+    total = peer_total_steps(peer, len(job.targets))
+    if total < 0:
+        from mia_app.peers.ours import ours_config
+
+        total = attack_total_steps(ours_config(cfg, peer).model_dump(), len(job.targets))
+    store.set_total_steps(job.id, total)
+    run_peer(peer, cfg, job.targets, job.run_dir, [StoreProgress(store, job.id, Path(job.run_dir), stopping)])
 
 
 def run_cli_job(job: Job, store: JobStore, stopping: Callable[[], bool]) -> None:
@@ -57,5 +84,6 @@ def run_cli_job(job: Job, store: JobStore, stopping: Callable[[], bool]) -> None
 
 RUNNERS: dict[str, Callable[[Job, JobStore, Callable[[], bool]], None]] = {
     "attack": run_attack_job,
+    "peer": run_peer_job,
     "cli": run_cli_job,
 }
