@@ -159,7 +159,7 @@ def test_launch_watch_and_compare_in_the_browser(app_url):
         # A peer from the same tab: PPA on the public generator, same T and identities; its settings replace
         # our schemes in the form.
         page.get_by_label("PPA: Plug & Play Attack on the public generator").check()
-        ppa = page.locator("#peer-ppa")
+        ppa = page.locator("#peer-ppa").first  # Gradio repeats a group's elem_id on its inner block
         ppa.wait_for(state="visible", timeout=15_000)
         assert not page.get_by_label("D: uncertainty weighting").is_visible()
         ppa.get_by_label("search_space", exact=True).fill("32")

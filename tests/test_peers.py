@@ -235,3 +235,33 @@ def test_peer_run_refuses_bad_targets(tmp_path):
     for targets in ([], [9], [0, 0]):
         with pytest.raises(ValueError, match="targets"):
             run_peer({"kind": "selection_only"}, cfg, targets, tmp_path / "bad")
+
+
+# ---- the evaluation's on-disk feature cache ------------------------------------------------------------------
+def test_private_features_are_cached_on_disk_and_give_the_same_metrics(tmp_path, monkeypatch):
+    from mia_app.evaluation import evaluate as ev
+    from mia_app.evaluation.feature_cache import cache_dir
+
+    cfg = tiny_attack_config(tmp_path)
+    run_peer({"kind": "selection_only", "final": FAST_FINAL}, cfg, [0, 1], tmp_path / "run")
+    e_path = str(_tiny_eval(tmp_path))
+    ev.clear_cache()
+    first = evaluate_run(tmp_path / "run", e_path, judge="off")
+    files = sorted(cache_dir().glob("*.safetensors"))
+    assert len(files) == 2 * 3  # 2 classes × (E, SFace, MobileNetV2 taps; the Fréchet distance reuses the taps)
+    ev.clear_cache()
+
+    def no_recompute(*args, **kwargs):
+        raise AssertionError("private features recomputed despite the disk cache")
+
+    monkeypatch.setattr(ev, "to_signed", no_recompute)  # only the reference path converts private images
+    second = evaluate_run(tmp_path / "run", e_path, judge="off")
+    assert second == first
+    # another E (other weights) is another key: never stale features
+    torch.manual_seed(5)
+    other = tmp_path / "eval2.safetensors"
+    save_classifier(build_classifier("resnet", 4, 8), other,
+                    {"role": "eval", "arch": "resnet", "width": 8, "n_classes": 4, "resolution": 32,
+                     "benchmark": "tiny", "benchmark_sha256": "-"})
+    with pytest.raises(AssertionError, match="recomputed"):
+        evaluate_run(tmp_path / "run", str(other), judge="off")

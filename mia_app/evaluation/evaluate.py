@@ -65,18 +65,26 @@ def clear_cache() -> None:
     _PRIVATE_CACHE.clear()
 
 
-def _private_reference(kind: str, data_key: str, bench: Benchmark, classes: list[int], fn: Callable):
+def _private_reference(kind: str, data_key: str, bench: Benchmark, classes: list[int], fn: Callable,
+                       on_disk: bool = True):
     """(features, labels) of the private-train images of ``classes``; ``fn`` maps images in [-1, 1] to a
-    tensor N×D or a dict of N×… tensors. Cached per class."""
+    tensor N×D or a dict of N×… tensors. Cached per class in memory and, when ``on_disk`` (``kind`` must then
+    name the backbone by content), in ``feature_cache``."""
+    from mia_app.evaluation import feature_cache
+
     feats, labels = [], []
     for c in classes:
         key = (kind, data_key, c)
+        if key not in _PRIVATE_CACHE and on_disk and (hit := feature_cache.load(kind, data_key, c)) is not None:
+            _PRIVATE_CACHE[key] = hit
         if key not in _PRIVATE_CACHE:
             x = to_signed(bench.private_train.of_class(c))
             if len(x) == 0:
                 raise ValueError(f"no private images of class {c}")
             with torch.no_grad():
                 _PRIVATE_CACHE[key] = fn(x)
+            if on_disk:
+                feature_cache.save(kind, data_key, c, _PRIVATE_CACHE[key])
         f = _PRIVATE_CACHE[key]
         feats.append(f)
         n = len(next(iter(f.values()))) if isinstance(f, dict) else len(f)
@@ -188,7 +196,9 @@ def evaluate_run(run: str | Path, eval_model: str = DEFAULT_EVAL, judge: JudgeMo
     acc_e.update(E(x), y)
     acc_t.update(T(x), y)
 
-    e_key = f"E:{eval_path.resolve()}:{eval_path.stat().st_mtime_ns}"
+    from mia_app.evaluation.feature_cache import file_digest
+
+    e_key = f"E:sha256={file_digest(str(eval_path.resolve()), eval_path.stat().st_mtime_ns)}"
     priv_feat, priv_labels = _private_reference(e_key, data_key, bench, classes, _batched(E.features))
     knn = KNNDistance(priv_feat, priv_labels)
     knn.update(E.features(x), y)
@@ -206,7 +216,7 @@ def evaluate_run(run: str | Path, eval_model: str = DEFAULT_EVAL, judge: JudgeMo
 
         facenet_judge = load_facenet_judge()  # fails early, naming the package, when it is not installed
         ref, ref_labels = _private_reference(f"facenet:{id(facenet_judge.model)}", data_key, bench, classes,
-                                             facenet_judge.describe)
+                                             facenet_judge.describe, on_disk=False)
         fn = JudgeDistance(ref, ref_labels, threshold=facenet_judge.MATCH_THRESHOLD)
         fn.update(facenet_judge.describe(x), y)
 
