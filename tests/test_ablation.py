@@ -261,7 +261,7 @@ def test_scoreboard_rows_pair_with_a_deterministic_floor(tmp_path):
     for name in ("ppa", "baseline"):
         vs = rows[name]["vs_floor"]
         assert vs["acc@1"]["n_pairs"] == 4 and set(vs) >= {"knn_dist", "judge_top1", "perc_dist"}  # 2 seeds × 2 ids
-    assert rows["ppa"]["seconds"]["per_identity"] is not None and rows["ppa"]["method"].startswith("Plug & Play")
+    assert rows["ppa"]["seconds"]["per_identity"] is not None and rows["ppa"]["method"].startswith("PPA (Struppek")
     table = (tmp_path / "abl" / "table.md").read_text()
     assert "### Scoreboard" in table and "**floor**" in table and "chance 50.0" in table
     assert table.index("### Scoreboard") < table.index("Every metric, Δ against our")

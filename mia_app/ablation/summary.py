@@ -130,12 +130,14 @@ def summarize(acfg: AblationConfig, cells: list, targets: list[int]) -> dict:
 
 def _method(cell, acfg: AblationConfig) -> str:
     """One line saying what a row is, for the tables."""
-    from mia_app.peers.running import METHODS
+    from mia_app.peers.running import describe
 
     if cell.peer is None:
         schemes = cell.config.schemes.active()
-        return "ours (" + ("+".join(schemes) if schemes else "no schemes") + ")"
-    return METHODS[cell.peer.kind]
+        c = cell.config
+        return (f"ours ({'+'.join(schemes) if schemes else 'no schemes'}), {c.stage1.steps} + {c.stage2.steps} "
+                f"steps")
+    return describe(cell.peer)
 
 
 def _seeded(entry: dict, key: str, seeds: list) -> dict[int, dict]:

@@ -27,6 +27,21 @@ METHODS = {
 }
 
 
+def describe(peer) -> str:
+    """One line saying what a peer row is, with the settings that tell its variants apart."""
+    if peer.kind == "selection_only":
+        if peer.source == "generator":
+            return (f"No attack: best {peer.candidates} of {peer.search_space} random {peer.generator} samples by T "
+                    "(PPA, 0 steps)")
+        return f"No attack: the {peer.candidates} public images T ranks highest (the floor)"
+    if peer.kind == "ppa":
+        return (f"PPA (Struppek et al. 2022): {peer.candidates} of {peer.search_space} {peer.generator} latents, "
+                f"{peer.steps} Adam steps, {peer.loss} loss")
+    if peer.kind == "miface":
+        return f"MIFace (Fredrikson et al. 2015): {peer.max_iter} steps, lr {peer.learning_rate:g}"
+    return METHODS[peer.kind]
+
+
 class PeerRun:
     def __init__(self, cfg: AttackConfig, peer, targets: list[int], out: str | Path, callbacks: list | None = None):
         from mia_app.attack.models import load_target, resolve_device
@@ -54,7 +69,7 @@ class PeerRun:
         self.t0 = time.time()
 
     def write_method(self, extra: dict) -> None:
-        note = {"method": self.peer.kind, "description": METHODS[self.peer.kind], "name": self.peer.display_name(),
+        note = {"method": self.peer.kind, "description": describe(self.peer), "name": self.peer.display_name(),
                 "params": self.peer.params(), "deterministic": self.peer.deterministic, **extra}
         (self.out / "method.json").write_text(json.dumps(note, indent=2))
 
