@@ -54,3 +54,20 @@ def tiny_attack_config(tmp: Path, **overrides) -> AttackConfig:
     )
     cfg.update(overrides)
     return AttackConfig.model_validate(cfg)
+
+
+def record_classifier_loads(monkeypatch) -> list[str]:
+    """Patch both bindings of ``load_classifier``; the returned list fills with every checkpoint path loaded."""
+    import mia_app.attack.models as attack_models
+    import mia_app.models.classifiers as classifiers
+
+    loaded: list[str] = []
+    real_load = classifiers.load_classifier
+
+    def recording_load(path, *args, **kwargs):
+        loaded.append(str(path))
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(classifiers, "load_classifier", recording_load)
+    monkeypatch.setattr(attack_models, "load_classifier", recording_load)
+    return loaded

@@ -5,12 +5,10 @@ import dataclasses
 
 import pytest
 
-import mia_app.attack.models as attack_models
 import mia_app.attack.run as attack_run
-import mia_app.models.classifiers as classifiers
 from mia_app.attack.models import AttackModels
 from mia_app.data import load_benchmark
-from tests.helpers import tiny_attack_config
+from tests.helpers import record_classifier_loads, tiny_attack_config
 
 
 class Untouchable:
@@ -41,15 +39,7 @@ def test_the_attack_never_touches_private_data_nor_loads_e(tmp_path, monkeypatch
     blinded = dataclasses.replace(real, private_train=Untouchable("private_train"),
                                   private_test=Untouchable("private_test"))
     monkeypatch.setattr(attack_run, "load_benchmark", lambda data: blinded)
-    loaded = []  # every classifier checkpoint the attack loads, through either binding of load_classifier
-    real_load = classifiers.load_classifier
-
-    def recording_load(path, *args, **kwargs):
-        loaded.append(str(path))
-        return real_load(path, *args, **kwargs)
-
-    monkeypatch.setattr(classifiers, "load_classifier", recording_load)
-    monkeypatch.setattr(attack_models, "load_classifier", recording_load)
+    loaded = record_classifier_loads(monkeypatch)  # every classifier checkpoint the attack loads
     attack_run._MODEL_CACHE.clear()  # load the models under the patch, not from an earlier test
 
     summary = attack_run.run_attack(cfg, [0, 1], tmp_path / "run")

@@ -12,9 +12,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-import mia_app.attack.models as attack_models
 import mia_app.data as data_module
-import mia_app.models.classifiers as classifiers
 from mia_app.attack.augment import RandomTransforms, confidence_under_transforms
 from mia_app.attack.models import load_target
 from mia_app.data import load_benchmark
@@ -25,7 +23,7 @@ from mia_app.peers import parse_peer, run_peer
 from mia_app.peers.config import PPAPeer, SelectionPeer
 from mia_app.peers.ppa import identity_loss, optimise_latents
 from mia_app.peers.running import PeerRun
-from tests.helpers import tiny_attack_config
+from tests.helpers import record_classifier_loads, tiny_attack_config
 from tests.test_attack_isolation import Untouchable
 
 FAST_FINAL = {"iterations": 3}
@@ -216,15 +214,7 @@ def test_peers_never_touch_private_data_nor_load_e(tmp_path, monkeypatch, peer):
     blinded = dataclasses.replace(real, private_train=Untouchable("private_train"),
                                   private_test=Untouchable("private_test"))
     monkeypatch.setattr(data_module, "load_benchmark", lambda data: blinded)
-    loaded = []
-    real_load = classifiers.load_classifier
-
-    def recording_load(path, *args, **kwargs):
-        loaded.append(str(path))
-        return real_load(path, *args, **kwargs)
-
-    monkeypatch.setattr(classifiers, "load_classifier", recording_load)
-    monkeypatch.setattr(attack_models, "load_classifier", recording_load)
+    loaded = record_classifier_loads(monkeypatch)  # every classifier checkpoint the attack loads
     run_peer(peer, cfg, [0, 1], tmp_path / "run")
     assert (tmp_path / "run" / "final" / "images.safetensors").is_file()
     assert loaded == [cfg.target]  # T only: never E

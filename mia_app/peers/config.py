@@ -9,11 +9,26 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from mia_app.config import StrictModel
 
 Float = Annotated[float, Field(allow_inf_nan=False)]
+
+
+def _interval(hi: float):
+    """A validator of (lo, hi) pairs with 0 < lo <= hi <= ``hi``."""
+    def check(v: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < v[0] <= v[1] <= hi:
+            raise ValueError(f"must satisfy 0 < lo <= hi <= {hi:g}, got {v}")
+        return v
+
+    return AfterValidator(check)
+
+
+#: Fraction of the image area a random crop keeps, and its aspect ratio range.
+CropScale = Annotated[tuple[Float, Float], _interval(1.0)]
+CropRatio = Annotated[tuple[Float, Float], _interval(10.0)]
 
 
 class _Peer(StrictModel):
@@ -72,23 +87,9 @@ class FinalSelection(StrictModel):
     """PPA's final selection: rank candidates by T's mean confidence over ``iterations`` random transforms."""
 
     iterations: int = Field(100, ge=1, le=10_000)
-    crop_scale: tuple[Float, Float] = (0.5, 0.9)
-    crop_ratio: tuple[Float, Float] = (0.8, 1.2)
+    crop_scale: CropScale = (0.5, 0.9)
+    crop_ratio: CropRatio = (0.8, 1.2)
     flip: Float = Field(0.5, ge=0, le=1)
-
-    @field_validator("crop_scale")
-    @classmethod
-    def _scale(cls, v):
-        if not 0 < v[0] <= v[1] <= 1:
-            raise ValueError(f"crop_scale must satisfy 0 < lo <= hi <= 1, got {v}")
-        return v
-
-    @field_validator("crop_ratio")
-    @classmethod
-    def _ratio(cls, v):
-        if not 0 < v[0] <= v[1] <= 10:
-            raise ValueError(f"crop_ratio must satisfy 0 < lo <= hi <= 10, got {v}")
-        return v
 
 
 class SelectionPeer(_Peer):
@@ -131,7 +132,7 @@ class PPAPeer(_Peer):
     betas: tuple[Float, Float] = (0.1, 0.1)
     lr_milestones: list[Float] = Field(default_factory=lambda: [0.6, 0.8])
     loss: Literal["poincare", "max_margin", "ce"] = "poincare"
-    crop_scale: tuple[Float, Float] = (0.9, 1.0)
+    crop_scale: CropScale = (0.9, 1.0)
     flip: Float = Field(0.5, ge=0, le=1)
     jitter: Float = Field(0.1, ge=0, lt=1, description="brightness / contrast / saturation amplitude")
     batch_size: int = Field(400, ge=1, le=100_000, description="latents optimised together")
@@ -150,13 +151,6 @@ class PPAPeer(_Peer):
     def _milestones(cls, v):
         if any(not 0 < m < 1 for m in v) or v != sorted(v):
             raise ValueError(f"lr_milestones must be increasing fractions in (0, 1), got {v}")
-        return v
-
-    @field_validator("crop_scale")
-    @classmethod
-    def _scale(cls, v):
-        if not 0 < v[0] <= v[1] <= 1:
-            raise ValueError(f"crop_scale must satisfy 0 < lo <= hi <= 1, got {v}")
         return v
 
 
