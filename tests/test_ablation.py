@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -188,7 +189,7 @@ def test_tiny_ablation_writes_outputs_and_resumes(tmp_path, capsys):
 def test_run_miface_fallback_writes_an_evaluable_run_folder(tmp_path):
     from mia_app.peers.miface import run_miface
 
-    cfg = tiny_attack_config(tmp_path)
+    cfg = tiny_attack_config(tmp_path, keep=2)  # keep = images_per_class: no final selection
     out = tmp_path / "mi"
     summary = run_miface(cfg, [1, 3], out, max_iter=2, window_length=2, learning_rate=10.0, images_per_class=2,
                          init_noise=0.1, backend="fallback")
@@ -202,6 +203,12 @@ def test_run_miface_fallback_writes_an_evaluable_run_folder(tmp_path):
     assert summary["seconds"] >= 0 and (out / "config.yaml").is_file()
     with pytest.raises(ValueError, match="init_noise"):
         run_miface(cfg, [1], tmp_path / "bad", images_per_class=2)
+    # more starts than kept images: T's most confident per class survive, as in every method's final selection
+    picked = run_miface(tiny_attack_config(tmp_path, keep=1), [1, 3], tmp_path / "mi1", max_iter=2, window_length=2,
+                        learning_rate=10.0, images_per_class=3, init_noise=0.5, backend="fallback")
+    kept = load_file(str(Path(picked["out"]) / "final" / "images.safetensors"))
+    assert kept["labels"].tolist() == [1, 3] and "1 of 3" in json.loads(
+        (tmp_path / "mi1" / "method.json").read_text())["kept"]
 
 
 @pytest.mark.parametrize("name", ["quick", "full"])
