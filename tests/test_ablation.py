@@ -272,6 +272,12 @@ def test_scoreboard_rows_pair_with_a_deterministic_floor(tmp_path):
     table = (tmp_path / "abl" / "table.md").read_text()
     assert "### Scoreboard" in table and "**floor**" in table and "chance 50.0" in table
     assert table.index("### Scoreboard") < table.index("Every metric, Δ against our")
+    # --summarize-only rewrites the tables from what is finished and runs nothing
+    (tmp_path / "abl" / "ppa" / "seed1" / "metrics.json").unlink()
+    again = run_ablation(cfg, progress=False, run=False)
+    assert again["this_call"]["ran"] == [] and again["this_call"]["evaluated"] == []
+    assert again["variants"]["ppa"]["missing_seeds"] == [1] and not again["complete"]
+    assert "INCOMPLETE" in (tmp_path / "abl" / "table.md").read_text()
     with pytest.raises(ValueError, match="floor"):
         _ablation(tmp_path, floor="nobody")
     with pytest.raises(ValueError, match="order"):

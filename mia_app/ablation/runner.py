@@ -122,8 +122,10 @@ def run_cell(cell: Cell, targets: list[int]) -> None:
         run_attack(cell.config, targets, cell.folder)
 
 
-def run_ablation(acfg: AblationConfig, progress: bool = True) -> dict:
-    """Run (or resume) every cell, then write summary.json, table.md and acc1.png; returns the summary."""
+def run_ablation(acfg: AblationConfig, progress: bool = True, run: bool = True) -> dict:
+    """Run (or resume) every cell, then write summary.json, table.md and acc1.png; returns the summary.
+
+    ``run=False`` attacks and evaluates nothing: the outputs are rewritten from the cells finished so far."""
     from mia_app.evaluation.evaluate import evaluate_run, resolve_eval_path
 
     targets = acfg.target_list()
@@ -143,6 +145,8 @@ def run_ablation(acfg: AblationConfig, progress: bool = True) -> dict:
                 raise ValueError(f"cell {cell.folder} was run with a different config than {acfg.attack} and this "
                                  f"ablation now give; delete that folder or give the ablation another name")
             skipped.append(tag)
+            continue
+        if not run:
             continue
         has_images = (cell.folder / "final" / "images.safetensors").is_file()
         if not (has_images and (cell.folder / "summary.json").is_file() and _same_config(cell)):

@@ -14,6 +14,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--out", type=Path, help="override the output folder (default results/ablation-<name>)")
     p.add_argument("--eval-model", help="override the evaluation classifier E")
     p.add_argument("--judge", choices=["auto", "on", "off"], help="dlib judge: auto (if dlib imports), on, off")
+    p.add_argument("--summarize-only", action="store_true",
+                   help="attack and evaluate nothing: rewrite summary.json / table.md / acc1.png from finished cells")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -24,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
 
     set_threads()
     cfg = AblationConfig.from_yaml(args.config, out=args.out, eval_model=args.eval_model, judge=args.judge)
-    summary = run_ablation(cfg, progress=not args.quiet)
+    summary = run_ablation(cfg, progress=not args.quiet, run=not args.summarize_only)
     out = cfg.out_dir()
     calls = summary["this_call"]
     print(f"cells: {len(calls['ran'])} attacked, {len(calls['evaluated'])} evaluated, {len(calls['skipped'])} "
