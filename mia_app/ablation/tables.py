@@ -119,7 +119,11 @@ def plot_acc(summary: dict, path: Path) -> Path:
         colors[names.index(summary["floor"])] = "#333333"
     fig, ax = plt.subplots(figsize=(max(5.0, 0.8 * len(names) + 2), 4.0))
     bars = ax.bar(range(len(names)), means, yerr=[lo, hi], capsize=4, color=colors)
-    ax.bar_label(bars, labels=[f"{m:.1f}" for m in means], label_type="center", color="white", fontsize=8)
+    ax.bar_label(bars, labels=[f"{m:.1f}" if m == m else "" for m in means], label_type="center", color="white",
+                 fontsize=8)
+    for i, m in enumerate(means):
+        if m != m:  # NaN: no finished cell yet; say so rather than draw an empty slot
+            ax.text(i, 3, "not run yet", rotation=90, ha="center", va="bottom", fontsize=8, color="#666666")
     from matplotlib.patches import Patch
 
     ax.legend(handles=[Patch(color="#dd8452", label="baseline"), Patch(color="#4c72b0", label="scheme variant"),
