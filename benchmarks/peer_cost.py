@@ -28,10 +28,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from scheme_cost import StepTimer  # benchmarks/ is on sys.path when a script here runs
 
 from mia_app.attack.augment import OPTIMISATION, RandomTransforms
 from mia_app.attack.config import AttackConfig
-from mia_app.attack.events import BaseCallback
 from mia_app.attack.run import cached_models, run_attack
 from mia_app.data import load_benchmark
 from mia_app.losses.classification import poincare_loss
@@ -49,18 +49,6 @@ def median_time(fn, repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
-
-
-class StepTimer(BaseCallback):
-    def __init__(self):
-        self.t = {1: [], 2: []}
-        self.last = None
-
-    def on_step(self, e):
-        now = time.perf_counter()
-        if e.step > 1:  # step 1 carries the warm-up
-            self.t[e.stage].append(now - self.last)
-        self.last = now
 
 
 def our_step(base: AttackConfig, targets: list[int], schemes: dict, repeats: int) -> dict[str, float]:

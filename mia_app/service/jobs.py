@@ -40,13 +40,16 @@ def run_attack_job(job: Job, store: JobStore, stopping: Callable[[], bool]) -> N
     run_attack(cfg, job.targets, job.run_dir, [StoreProgress(store, job.id, Path(job.run_dir), stopping)])
 
 
-def peer_total_steps(peer, n_targets: int) -> int:
-    """Step events a peer sends: PPA one per optimisation step and batch of latents; the others none."""
+def peer_total_steps(peer, cfg, n_targets: int) -> int:
+    """Step events a peer sends: PPA one per optimisation step and batch of latents, our own peers as our attack
+    with their changed preset, the selection floor and MIFace none."""
     if peer.kind == "ppa":
         per_batch = max(1, peer.batch_size // peer.candidates)
         return math.ceil(n_targets / per_batch) * peer.steps
     if peer.kind in ("stage1_only", "plg_max_margin"):
-        return -1  # filled in by run_peer_job from the changed preset
+        from mia_app.peers.ours import ours_config
+
+        return attack_total_steps(ours_config(cfg, peer).model_dump(), n_targets)
     return 0
 
 
@@ -56,12 +59,7 @@ def run_peer_job(job: Job, store: JobStore, stopping: Callable[[], bool]) -> Non
 
     cfg = AttackConfig.model_validate(job.config["attack"])  # validated again: the store is a trust boundary
     peer = parse_peer(dict(job.config["peer"]))
-    total = peer_total_steps(peer, len(job.targets))
-    if total < 0:
-        from mia_app.peers.ours import ours_config
-
-        total = attack_total_steps(ours_config(cfg, peer).model_dump(), len(job.targets))
-    store.set_total_steps(job.id, total)
+    store.set_total_steps(job.id, peer_total_steps(peer, cfg, len(job.targets)))
     run_peer(peer, cfg, job.targets, job.run_dir, [StoreProgress(store, job.id, Path(job.run_dir), stopping)])
 
 
