@@ -26,6 +26,12 @@ class Untouchable:
     __len__ = __iter__ = __getitem__ = __bool__ = __array__ = __eq__ = __hash__ = _refuse
 
 
+def blind_private(bench):
+    """The benchmark with both private splits replaced by ``Untouchable``: the public split stays usable."""
+    return dataclasses.replace(bench, private_train=Untouchable("private_train"),
+                               private_test=Untouchable("private_test"))
+
+
 def test_the_untouchable_split_really_raises():
     split = Untouchable("private_train")
     for touch in (lambda: split.images, lambda: len(split), lambda: split[0], lambda: bool(split), lambda: list(split)):
@@ -35,9 +41,7 @@ def test_the_untouchable_split_really_raises():
 
 def test_the_attack_never_touches_private_data_nor_loads_e(tmp_path, monkeypatch):
     cfg = tiny_attack_config(tmp_path)
-    real = load_benchmark(cfg.data)
-    blinded = dataclasses.replace(real, private_train=Untouchable("private_train"),
-                                  private_test=Untouchable("private_test"))
+    blinded = blind_private(load_benchmark(cfg.data))
     monkeypatch.setattr(attack_run, "load_benchmark", lambda data: blinded)
     loaded = record_classifier_loads(monkeypatch)  # every classifier checkpoint the attack loads
     attack_run._MODEL_CACHE.clear()  # load the models under the patch, not from an earlier test

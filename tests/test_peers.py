@@ -3,7 +3,6 @@ and the same black-box guarantees as our attack (no private data, no E)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 
@@ -24,7 +23,7 @@ from mia_app.peers.config import PPAPeer, SelectionPeer
 from mia_app.peers.ppa import identity_loss, optimise_latents
 from mia_app.peers.running import PeerRun
 from tests.helpers import record_classifier_loads, tiny_attack_config
-from tests.test_attack_isolation import Untouchable
+from tests.test_attack_isolation import blind_private
 
 FAST_FINAL = {"iterations": 3}
 
@@ -210,9 +209,7 @@ def test_ppa_writes_an_evaluable_run_folder_through_the_entry_point(tmp_path):
 ])
 def test_peers_never_touch_private_data_nor_load_e(tmp_path, monkeypatch, peer):
     cfg = tiny_attack_config(tmp_path)
-    real = load_benchmark(cfg.data)
-    blinded = dataclasses.replace(real, private_train=Untouchable("private_train"),
-                                  private_test=Untouchable("private_test"))
+    blinded = blind_private(load_benchmark(cfg.data))
     monkeypatch.setattr(data_module, "load_benchmark", lambda data: blinded)
     loaded = record_classifier_loads(monkeypatch)  # every classifier checkpoint the attack loads
     run_peer(peer, cfg, [0, 1], tmp_path / "run")

@@ -35,6 +35,12 @@ class CrossEntropyClsLoss(LossTerm):
         return F.cross_entropy(_logits_and_labels(ctx), ctx.y, reduction="none")
 
 
+def max_margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """PLG-MI's margin −l_y + max_{j≠y} l_j per sample; logits N×K (K >= 2), y N classes. Unbounded below."""
+    l_y = logits.gather(1, y[:, None]).squeeze(1)
+    return -l_y + logits.scatter(1, y[:, None], float("-inf")).max(1).values
+
+
 class MaxMarginClsLoss(LossTerm):
     """PLG-MI's max-margin loss: -l_y + max_{j != y} l_j per sample.
 
@@ -58,10 +64,7 @@ class MaxMarginClsLoss(LossTerm):
         self.non_negative = hinge_margin is not None
 
     def forward(self, ctx: AttackContext) -> torch.Tensor:
-        logits = _logits_and_labels(ctx, min_classes=2)
-        l_y = logits.gather(1, ctx.y[:, None]).squeeze(1)
-        others = logits.scatter(1, ctx.y[:, None], float("-inf"))
-        margin = -l_y + others.max(1).values
+        margin = max_margin(_logits_and_labels(ctx, min_classes=2), ctx.y)
         if self.hinge_margin is None:
             return margin
         return F.relu(margin + self.hinge_margin)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from mia_app.attack.augment import RandomTransforms
 from mia_app.attack.config import AttackConfig
-from mia_app.losses.classification import poincare_loss
+from mia_app.losses.classification import max_margin, poincare_loss
 from mia_app.peers.config import PPAPeer
 from mia_app.peers.generators import load_generator
 from mia_app.peers.running import PeerRun
@@ -35,8 +35,7 @@ def identity_loss(kind: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Ten
     if kind == "ce":
         return F.cross_entropy(logits, y, reduction="none")
     if kind == "max_margin":
-        l_y = logits.gather(1, y[:, None]).squeeze(1)
-        return -l_y + logits.scatter(1, y[:, None], float("-inf")).max(1).values
+        return max_margin(logits, y)
     raise ValueError(f"unknown loss {kind!r}")
 
 
