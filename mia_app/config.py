@@ -92,3 +92,25 @@ class PriorTrainConfig(StrictModel):
         if self.data.resolution != self.resolution:
             raise ValueError(f"prior resolution {self.resolution} != data resolution {self.data.resolution}")
         return self
+
+
+class DistillConfig(StrictModel):
+    """Distillation of the 32-px identity encoder (``sface32``) from SFace, on public-generator faces only.
+
+    The training faces are fresh DCGAN identities from their own random stream (``stream``), disjoint from the
+    benchmark's private and public streams; the benchmark's public pool is held out for the agreement and
+    verification figures. The teacher sees what the attack's SFace sees: the 32-px image upsampled to 112 px.
+    """
+
+    n_identities: int = Field(5000, ge=2, le=200_000, description="fresh public-generator identities")
+    per_identity: int = Field(4, ge=1, le=64, description="images per identity (G(z_id + sigma * eps))")
+    sigma: float = Field(0.5, gt=0.0, le=2.0, description="intra-identity latent noise, as the benchmark's")
+    stream: int = Field(2_000_003, ge=0, description="seed offset of the training identities' random stream")
+    width: int = Field(32, ge=8, le=256, description="channels of the student's first stage")
+    epochs: int = Field(12, ge=1, le=1000)
+    batch_size: int = Field(128, ge=8, le=4096)
+    lr: float = Field(2e-3, gt=0.0, le=1.0)
+    weight_decay: float = Field(5e-4, ge=0.0, le=1.0)
+    flip: bool = Field(True, description="also label the mirror images (teacher cost x2, twice the data)")
+    seed: int = 0
+    data: SynthIDConfig = Field(default_factory=SynthIDConfig, description="benchmark whose public pool is held out")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,6 +16,8 @@ from mia_app.peers.config import MIFacePeer, OursPeer, PeerConfig, PPAPeer, Sele
 __all__ = ["SCHEME_TOGGLES", "AblationConfig", "MIFacePeer", "OursPeer", "PPAPeer", "PeerConfig", "SelectionPeer"]
 
 SCHEME_TOGGLES = ("B3", "A", "C", "D")
+#: Attack settings a variant may change besides the schemes: what a speed change buys is ablated like a scheme.
+VARIANT_SETTINGS = ("id_encoder", "precision")
 
 
 class AblationConfig(StrictModel):
@@ -23,7 +26,8 @@ class AblationConfig(StrictModel):
     targets: str | list[int] = Field(..., description="target classes: '0-9', '0,3,5' or a list")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     baseline: str = "baseline"
-    variants: dict[str, dict[str, Any]] = Field(..., description="name -> scheme toggles (B3/A/C/D, others off)")
+    variants: dict[str, dict[str, Any]] = Field(..., description="name -> scheme toggles (B3/A/C/D, others off), "
+                                                "optionally id_encoder / precision")
     peers: list[PeerConfig] = Field(default_factory=list)
     floor: str | None = Field(None, description="name of the no-attack row: every row gets a paired CI against it")
     order: list[str] = Field(default_factory=list, description="rows to run first, for every seed, in this "
@@ -50,9 +54,17 @@ class AblationConfig(StrictModel):
     @field_validator("variants")
     @classmethod
     def _valid_toggles(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from mia_app.attack.config import AttackConfig
+
         for name, toggles in v.items():
             toggles = toggles or {}
-            SchemesConfig.model_validate(toggles)  # unknown keys or bad values fail here, naming the field
+            settings = {k: toggles[k] for k in VARIANT_SETTINGS if k in toggles}
+            # unknown keys or bad values fail here, naming the field
+            SchemesConfig.model_validate({k: x for k, x in toggles.items() if k not in settings})
+            for key, value in settings.items():
+                allowed = typing.get_args(AttackConfig.model_fields[key].annotation)  # Literal choices
+                if value not in allowed:
+                    raise ValueError(f"variant {name!r}: {key} must be one of {list(allowed)}, got {value!r}")
             v[name] = toggles
         return v
 

@@ -32,10 +32,11 @@ from pathlib import Path
 import yaml
 from tqdm import tqdm
 
-from mia_app.ablation.config import SCHEME_TOGGLES, AblationConfig, PeerConfig
+from mia_app.ablation.config import SCHEME_TOGGLES, VARIANT_SETTINGS, AblationConfig, PeerConfig
 from mia_app.ablation.summary import summarize
 from mia_app.ablation.tables import plot_acc, render_table
 from mia_app.attack.config import AttackConfig
+from mia_app.attack.sharding import Shard, barrier, current_shard
 
 log = logging.getLogger("mia_app.ablation")
 
@@ -66,9 +67,12 @@ def base_config(acfg: AblationConfig) -> AttackConfig:
 
 
 def variant_config(base: AttackConfig, toggles: dict, seed: int, name: str) -> AttackConfig:
-    """The preset with exactly these scheme toggles (unnamed toggles off) and this seed."""
-    schemes = base.schemes.model_dump() | {k: False for k in SCHEME_TOGGLES} | dict(toggles)
-    return AttackConfig.model_validate(base.model_dump() | {"schemes": schemes, "seed": seed, "name": name})
+    """The preset with exactly these scheme toggles (unnamed toggles off), the variant's settings (E_id,
+    precision) and this seed."""
+    settings = {k: v for k, v in toggles.items() if k in VARIANT_SETTINGS}
+    schemes = base.schemes.model_dump() | {k: False for k in SCHEME_TOGGLES} | {
+        k: v for k, v in toggles.items() if k not in settings}
+    return AttackConfig.model_validate(base.model_dump() | settings | {"schemes": schemes, "seed": seed, "name": name})
 
 
 def plan_cells(acfg: AblationConfig, base: AttackConfig | None = None) -> list[Cell]:
@@ -100,9 +104,15 @@ def _same_config(cell: Cell) -> bool:
     saved = cell.folder / "config.yaml"
     if not saved.is_file():
         return False
-    if AttackConfig.from_yaml(saved).model_dump() != cell.config.model_dump():
+    outside_peer = cell.peer is not None and cell.peer.kind not in ("stage1_only", "plg_max_margin")
+    was, now = AttackConfig.from_yaml(saved).model_dump(), cell.config.model_dump()
+    if outside_peer:  # a change to our attack's settings (E_id, sampler, ...) does not touch a peer's cell
+        from mia_app.peers import PEER_READS
+
+        was, now = ({k: d[k] for k in PEER_READS} for d in (was, now))
+    if was != now:
         return False
-    if cell.peer is not None and cell.peer.kind not in ("stage1_only", "plg_max_margin"):
+    if outside_peer:
         # config.yaml says everything about our own peers; the others' settings are in method.json
         note = cell.folder / "method.json"
         return note.is_file() and json.loads(note.read_text()).get("params") == cell.peer.params()
@@ -119,13 +129,14 @@ def run_cell(cell: Cell, targets: list[int]) -> None:
     else:
         from mia_app.attack.run import run_attack
 
-        run_attack(cell.config, targets, cell.folder)
+        run_attack(cell.config, targets, cell.folder, shard=Shard())  # a cell runs whole, in one process
 
 
 def run_ablation(acfg: AblationConfig, progress: bool = True, run: bool = True) -> dict:
     """Run (or resume) every cell, then write summary.json, table.md and acc1.png; returns the summary.
 
-    ``run=False`` attacks and evaluates nothing: the outputs are rewritten from the cells finished so far."""
+    ``run=False`` attacks and evaluates nothing: the outputs are rewritten from the cells finished so far.
+    Under ``accelerate launch`` each process takes every world-th unfinished cell and rank 0 writes the outputs."""
     from mia_app.evaluation.evaluate import evaluate_run, resolve_eval_path
 
     targets = acfg.target_list()
@@ -135,8 +146,13 @@ def run_ablation(acfg: AblationConfig, progress: bool = True, run: bool = True) 
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablation.yaml").write_text(yaml.safe_dump(acfg.model_dump(mode="json"), sort_keys=False))
     cells = plan_cells(acfg)
+    shard = current_shard()
     ran, evaluated, skipped = [], [], []
-    bar = tqdm(cells, desc=f"ablation {acfg.name}", unit="cell", disable=not progress)
+    if shard.world > 1:  # the processes share out the unfinished cells; rank 0 also checks the finished ones
+        todo = [c for c in cells if c.finished and shard.is_main] + shard.take([c for c in cells if not c.finished])
+    else:
+        todo = cells
+    bar = tqdm(todo, desc=f"ablation {acfg.name}", unit="cell", disable=not progress or not shard.is_main)
     for cell in bar:
         bar.set_postfix_str(f"{cell.variant} seed {cell.seed}")
         tag = f"{cell.variant}/seed{cell.seed}"
@@ -160,7 +176,15 @@ def run_ablation(acfg: AblationConfig, progress: bool = True, run: bool = True) 
         evaluated.append(tag)
         if progress:
             tqdm.write(f"{tag}: E acc@1 {metrics['E_acc@1']:.3f}, T acc@1 {metrics['T_acc@1']:.3f}")
-        write_outputs(acfg, cells, targets)  # after every cell: the tables show the cells finished so far
+        if shard.world == 1:
+            write_outputs(acfg, cells, targets)  # after every cell: the tables show the cells finished so far
+    barrier()
+    if shard.world > 1:  # what every process did, for rank 0's report
+        from accelerate.utils import gather_object
+
+        ran, evaluated = gather_object(ran), gather_object(evaluated)
+    if not shard.is_main:
+        return {"name": acfg.name, "shard": [shard.rank, shard.world], "this_call": {"ran": ran}}
     summary = write_outputs(acfg, cells, targets)
     summary["this_call"] = {"ran": ran, "evaluated": evaluated, "skipped": skipped}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

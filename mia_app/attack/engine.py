@@ -13,6 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
+from torch.profiler import record_function
 
 from mia_app.attack.config import AttackConfig, StageConfig
 from mia_app.attack.events import AttackCancelled, BaseCallback, CallbackList, ImageEvent, StepEvent
@@ -25,6 +26,7 @@ from mia_app.attack.selection import (
     target_confidence,
     top_k_public,
 )
+from mia_app.attack.sharding import Shard
 from mia_app.data import Benchmark
 from mia_app.losses.base import AttackContext
 from mia_app.losses.factory import build_composer
@@ -48,6 +50,10 @@ class Inversion:
         self.device = models.device
         self._public_probs: torch.Tensor | None = None
         self._prior_pool: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    def autocast(self) -> torch.autocast:
+        """The forward pass's precision (``cfg.precision``); backward and optimiser steps run outside it."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16")
 
     # ---- select -------------------------------------------------------------------------------------
     def public_probs(self) -> torch.Tensor:
@@ -114,9 +120,10 @@ class Inversion:
             if self.cb.should_stop():
                 raise AttackCancelled(f"cancelled at stage {stage} step {step}")
             c = F.normalize(c_raw, dim=1).repeat_interleave(n, 0)
-            x_hat = sdedit_sample(prior, x_src, c, self.cfg.sampler.strength, self.cfg.sampler.num_steps,
-                                  self.cfg.sampler.guidance, noise=noise,
-                                  gradient_checkpointing=self.cfg.sampler.gradient_checkpointing)
+            with record_function("step: prior sampling"), self.autocast():  # labels: benchmarks/step_profile.py
+                x_hat = sdedit_sample(prior, x_src, c, self.cfg.sampler.strength, self.cfg.sampler.num_steps,
+                                      self.cfg.sampler.guidance, noise=noise,
+                                      gradient_checkpointing=self.cfg.sampler.gradient_checkpointing)
             extras: dict[str, Any] = {"generator": gen, "targets": targets, "lora_params": lora_params}
             if bank is not None:
                 x_pool, c_pool, pool_ids = self.prior_pool(with_ids=True)
@@ -127,9 +134,11 @@ class Inversion:
                 pick = torch.randint(0, len(x_pool), (self.cfg.prior_batch,), generator=gen)
                 extras["public_batch"] = (x_pool[pick], c_pool[pick])
             ctx = AttackContext(x_hat, x_src, c, y, stage, step, self.models.as_dict(prior), extras)
-            total, _, logs = composer(ctx)
+            with record_function("step: losses"), self.autocast():
+                total, _, logs = composer(ctx)
             opt.zero_grad(set_to_none=True)
-            total.backward()
+            with record_function("step: backward"):
+                total.backward()
             logs.update(self._health(ctx, c_raw, param_groups))
             opt.step()
             with torch.no_grad():
@@ -160,6 +169,9 @@ class Inversion:
     # ---- the whole flow -----------------------------------------------------------------------------
     def attack_batch(self, targets: list[int], batch: int) -> dict[str, torch.Tensor]:
         cfg = self.cfg
+        # The global RNG (LoRA initialisation) is seeded per batch, so a batch gives the same images whichever
+        # process runs it and whatever ran before it: a sharded run equals a single-process one.
+        torch.manual_seed(cfg.seed * 1_000_003 + batch)
         c0, x_src, y = self.select_initial(targets)
         g = torch.Generator().manual_seed(cfg.seed * 7919 + batch)
         noise = torch.randn(x_src.shape, generator=g).to(self.device)  # fixed per candidate: paired runs
@@ -176,8 +188,9 @@ class Inversion:
         # Final selection by T's confidence.
         with torch.no_grad():
             c = F.normalize(c_raw, dim=1)
-            x_hat = sdedit_sample(tuned, x_src, c.repeat_interleave(cfg.candidates, 0), cfg.sampler.strength,
-                                  cfg.sampler.num_steps, cfg.sampler.guidance, noise=noise)
+            with self.autocast():  # the images the optimisation saw
+                x_hat = sdedit_sample(tuned, x_src, c.repeat_interleave(cfg.candidates, 0), cfg.sampler.strength,
+                                      cfg.sampler.num_steps, cfg.sampler.guidance, noise=noise).float()
             conf = target_confidence(self.models.target, x_hat, y)
         keep = final_selection(conf, y, cfg.keep)
         if self.out is not None:
@@ -186,17 +199,23 @@ class Inversion:
         return {"images": x_hat[keep].cpu(), "labels": y[keep].cpu(), "conf": conf[keep].cpu(),
                 "codes": c.detach().cpu(), "targets": torch.tensor(targets)}
 
-    def run(self, targets: list[int]) -> dict[str, Any]:
+    def run(self, targets: list[int], shard: Shard | None = None) -> dict[str, Any]:
+        """Attack ``targets`` in batches of ``identities_per_batch``; with a ``shard`` of a multi-process run, only
+        the batches it owns (batch i belongs to rank i mod world; the other ranks run the rest)."""
         bad = [t for t in targets if not 0 <= t < self.bench.n_classes]
         if bad or not targets:
             raise ValueError(f"targets must be non-empty class indices in [0, {self.bench.n_classes}); got {bad}")
-        torch.manual_seed(self.cfg.seed)
         t0 = time.time()
+        shard = shard or Shard()
         k = self.cfg.identities_per_batch
         batches = [targets[i : i + k] for i in range(0, len(targets), k)]
-        self.cb.on_start({"targets": targets, "batches": batches, "config": self.cfg.model_dump(mode="json"),
-                          "device": str(self.device)})
-        results = [self.attack_batch(b, i) for i, b in enumerate(batches)]
+        mine = shard.take(list(enumerate(batches)))
+        targets = [t for _, b in mine for t in b]
+        self.cb.on_start({"targets": targets, "batches": [b for _, b in mine], "config": self.cfg.model_dump(
+            mode="json"), "device": str(self.device), "shard": [shard.rank, shard.world]})
+        if not mine:  # more processes than batches: this one has nothing to do
+            return {"targets": [], "seconds": 0.0, "device": str(self.device)}
+        results = [self.attack_batch(b, i) for i, b in mine]
         merged = {key: torch.cat([r[key] for r in results]) for key in results[0]}
         if self.out is not None:
             save_file({"c_y": merged["codes"].contiguous(), "targets": merged["targets"]},

@@ -64,13 +64,14 @@ class AttackModels:
 
     @classmethod
     def load(cls, cfg: AttackConfig) -> AttackModels:
+        from mia_app.models.id_encoders import load_id_encoder
         from mia_app.models.mobilenet_v2 import load_mobilenet_v2
-        from mia_app.models.sface import load_sface
 
         device = resolve_device(cfg.device)
         prior = load_prior(cfg.prior).to(device).eval().requires_grad_(False)
         target, meta = load_target(cfg.target)
-        return cls(prior, target.to(device), meta, load_sface(device), load_mobilenet_v2(device), device)
+        return cls(prior, target.to(device), meta, load_id_encoder(cfg.id_encoder, device), load_mobilenet_v2(device),
+                   device)
 
     def as_dict(self, prior: IdentityPrior | None = None) -> dict[str, nn.Module]:
         return {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ from mia_app.attack.config import AttackConfig
 from mia_app.attack.doctor import Doctor
 from mia_app.attack.engine import Inversion
 from mia_app.attack.models import AttackModels
+from mia_app.attack.sharding import Shard, barrier, current_shard, merge_shards, shard_folder
 from mia_app.attack.writer import RunWriter
 from mia_app.data import load_benchmark
 
@@ -16,16 +18,19 @@ _MODEL_CACHE: dict[str, AttackModels] = {}
 
 
 def cached_models(cfg: AttackConfig) -> AttackModels:
-    """Models keyed by (prior, target, device): a worker attacking many times loads them once."""
-    key = f"{cfg.prior}|{cfg.target}|{cfg.device}"
+    """Models keyed by (prior, target, E_id, device): a worker attacking many times loads them once."""
+    key = f"{cfg.prior}|{cfg.target}|{cfg.id_encoder}|{cfg.device}"
     if key not in _MODEL_CACHE:
         _MODEL_CACHE[key] = AttackModels.load(cfg)
     return _MODEL_CACHE[key]
 
 
 def run_attack(
-    config: str | Path | AttackConfig, targets: list[int], out: str | Path, callbacks: list | None = None, **overrides
+    config: str | Path | AttackConfig, targets: list[int], out: str | Path, callbacks: list | None = None,
+    shard: Shard | None = None, **overrides
 ) -> dict[str, Any]:
+    """Attack ``targets`` into the run folder ``out``. ``shard``: this process's part of a multi-process run
+    (default: the one ``accelerate launch`` gives, or the whole run); ``Shard()`` runs everything here."""
     if isinstance(config, AttackConfig):
         cfg = config.model_copy(update={k: v for k, v in overrides.items() if v is not None})
         cfg = AttackConfig.model_validate(cfg.model_dump())
@@ -36,7 +41,15 @@ def run_attack(
     (out / "config.yaml").write_text(cfg.to_yaml())
     models = cached_models(cfg)
     bench = load_benchmark(cfg.data)
-    writer = RunWriter(out, cfg.candidates)
-    doctor = Doctor.for_config(cfg, out)
-    result = Inversion(cfg, models, bench, out, [writer, doctor, *(callbacks or [])]).run(targets)
+    shard = current_shard() if shard is None else shard  # under `accelerate launch`: this process's batches
+    folder = shard_folder(out, shard)
+    writer = RunWriter(folder, cfg.candidates)
+    doctor = Doctor.for_config(cfg, folder)
+    result = Inversion(cfg, models, bench, folder, [writer, doctor, *(callbacks or [])]).run(targets, shard)
+    if shard.world > 1:
+        barrier()
+        if shard.is_main:
+            merge_shards(out, shard.world, targets, cfg.identities_per_batch, result["device"])
+        barrier()
+        result = json.loads((out / "summary.json").read_text())
     return {k: v for k, v in result.items() if k != "final"} | {"out": str(out)}

@@ -42,18 +42,23 @@ class RunWriter(BaseCallback):
                   scale=self.grid_scale)
 
     def on_end(self, summary):
-        final = summary["final"]
-        folder = self.out / "final"
-        folder.mkdir(exist_ok=True)
-        ranks: dict[int, int] = {}
-        for img, y in zip(final["images"], final["labels"].tolist(), strict=True):
-            r = ranks.get(y, 0)
-            ranks[y] = r + 1
-            save_grid(img[None], folder / f"class{y:04d}_rank{r}.png", nrow=1, scale=1)
-        save_file(
-            {"images": final["images"].contiguous(), "labels": final["labels"], "conf": final["conf"]},
-            str(folder / "images.safetensors"),
-        )
+        write_final(self.out, summary["final"])
         self._metrics.close()
         public = {k: v for k, v in summary.items() if k != "final"}
         (self.out / "summary.json").write_text(json.dumps(public, indent=2))
+
+
+def write_final(out: Path, final: dict) -> None:
+    """``final/``: one PNG per kept image (class{y:04d}_rank{r}.png) and images.safetensors (images N×3×R×R
+    in [-1, 1], labels N, conf N)."""
+    folder = Path(out) / "final"
+    folder.mkdir(exist_ok=True)
+    ranks: dict[int, int] = {}
+    for img, y in zip(final["images"], final["labels"].tolist(), strict=True):
+        r = ranks.get(y, 0)
+        ranks[y] = r + 1
+        save_grid(img[None], folder / f"class{y:04d}_rank{r}.png", nrow=1, scale=1)
+    save_file(
+        {"images": final["images"].contiguous(), "labels": final["labels"], "conf": final["conf"]},
+        str(folder / "images.safetensors"),
+    )

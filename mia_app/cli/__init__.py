@@ -13,6 +13,7 @@ COMMANDS = {
     "prepare": "mia_app.cli.prepare",
     "train-classifier": "mia_app.cli.train_classifier",
     "train-prior": "mia_app.cli.train_prior",
+    "distill-id-encoder": "mia_app.cli.distill_id_encoder",
     "attack": "mia_app.cli.attack",
     "evaluate": "mia_app.cli.evaluate",
     "ablate": "mia_app.cli.ablate",

@@ -27,6 +27,8 @@ def run(args: argparse.Namespace) -> int:
     set_threads()
     cfg = AblationConfig.from_yaml(args.config, out=args.out, eval_model=args.eval_model, judge=args.judge)
     summary = run_ablation(cfg, progress=not args.quiet, run=not args.summarize_only)
+    if "shard" in summary:  # a non-main process of `accelerate launch`: rank 0 reports
+        return 0
     out = cfg.out_dir()
     calls = summary["this_call"]
     print(f"cells: {len(calls['ran'])} attacked, {len(calls['evaluated'])} evaluated, {len(calls['skipped'])} "

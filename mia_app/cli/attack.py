@@ -62,11 +62,14 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--peer-config", type=Path, help="YAML of the peer's settings (mia_app.peers.config), e.g. "
                    "'{steps: 50, loss: max_margin}' for ppa; default: the peer's defaults")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--evaluate", action="store_true", help="then judge the run folder with E (writes metrics.json; "
+                   "under `accelerate launch`, once, on the merged folder)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from mia_app.attack.run import run_attack
+    from mia_app.attack.sharding import barrier, current_shard
 
     set_threads()
     overrides = {"seed": args.seed, "device": args.device, "prior": args.prior, "target": args.target}
@@ -78,8 +81,15 @@ def run(args: argparse.Namespace) -> int:
         if args.peer_config is not None:
             raise ValueError("--peer-config needs --method <peer>")
         summary = run_attack(args.config, targets, args.out, callbacks, **overrides)
-    else:
+    elif current_shard().is_main:  # peers are cheap and not sharded: rank 0 runs them, the others wait
         summary = _run_peer(args, targets, overrides, callbacks)
+    barrier()
+    if not current_shard().is_main:
+        return 0  # rank 0 merged the shards and reports for the whole run
+    if args.evaluate:
+        from mia_app.evaluation.evaluate import evaluate_run
+
+        summary["metrics"] = evaluate_run(args.out)
     print_json(summary)
     return 0
 

@@ -43,11 +43,12 @@ class AttackContext:
         return self._cache[key]
 
     def target_logits(self) -> torch.Tensor:
-        return self.cached("target_logits", lambda: self.models["target"](self.x_hat))
+        # .float(): under bf16 autocast the network runs in bf16, the losses read fp32.
+        return self.cached("target_logits", lambda: self.models["target"](self.x_hat).float())
 
     def id_embedding(self) -> torch.Tensor:
         """E_id(x̂), N×128, L2-normalised."""
-        return self.cached("id_embedding", lambda: self.models["id_encoder"](self.x_hat))
+        return self.cached("id_embedding", lambda: self.models["id_encoder"](self.x_hat).float())
 
 
 class LossTerm(nn.Module):
@@ -66,4 +67,4 @@ def check_per_sample(name: str, value: torch.Tensor, n: int) -> torch.Tensor:
         raise ValueError(f"loss {name!r} must return N={n} per-sample values, got shape {tuple(value.shape)}")
     if not torch.isfinite(value).all():
         raise FloatingPointError(f"loss {name!r} is not finite: {value.detach().tolist()}")
-    return value
+    return value.float()  # a term computed under bf16 autocast is summed in fp32

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.profiler import record_function
 
 from mia_app.losses.base import AttackContext, LossTerm, check_per_sample
 
@@ -42,7 +43,8 @@ class LossComposer(nn.Module):
         for term in self.terms:
             if self.weights[term.name] == 0 and self.weighting is None:
                 continue  # a zero weight costs nothing: skip the forward pass
-            per_sample[term.name] = check_per_sample(term.name, term(ctx), n)
+            with record_function(f"loss: {term.name}"):  # labels for the profiler
+                per_sample[term.name] = check_per_sample(term.name, term(ctx), n)
         logs = {f"L_{k}": v.detach().mean().item() for k, v in per_sample.items()}
         logs.update(ctx.logs)
         weighted = sum(self.weights[k] * v for k, v in per_sample.items())

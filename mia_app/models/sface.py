@@ -41,7 +41,8 @@ class SFace(nn.Module):
         """RGB N×3×112×112 in [0, 255] -> raw (unnormalised) embeddings N×128 (norm ~5–15 on faces)."""
         if x.ndim != 4 or tuple(x.shape[1:]) != (3, SFACE_SIZE, SFACE_SIZE):
             raise ValueError(f"x must be N×3×{SFACE_SIZE}×{SFACE_SIZE}, got {tuple(x.shape)}")
-        return self.graph(x)
+        # channels_last: the graph is mostly depthwise / pointwise convolutions, 1.7x faster in this layout on CPU.
+        return self.graph(x.contiguous(memory_format=torch.channels_last))
 
     def forward(self, x: torch.Tensor, normalize: bool = True) -> torch.Tensor:
         """RGB N×3×H×W in [-1, 1] -> N×128 (unit-norm if ``normalize``)."""
@@ -64,4 +65,4 @@ def load_sface(device: str | torch.device = "cpu") -> SFace:
 
 @cache
 def _load_sface(device: str) -> SFace:
-    return SFace().to(device)
+    return SFace().to(device, memory_format=torch.channels_last)

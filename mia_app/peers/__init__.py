@@ -28,6 +28,10 @@ def parse_peer(data: dict | PeerConfig) -> PeerConfig:
     return data if not isinstance(data, dict) else _ADAPTER.validate_python(data)
 
 
+#: The fields of the attack preset an outside peer (floor, PPA, MIFace) reads; the rest is our attack's own.
+PEER_READS = ("name", "data", "target", "device", "seed", "keep")
+
+
 def peer_attack_config(peer: PeerConfig, cfg: AttackConfig) -> AttackConfig:
     """The ``AttackConfig`` a peer's run folder records in ``config.yaml``."""
     if peer.kind in ("stage1_only", "plg_max_margin"):
@@ -51,4 +55,4 @@ def run_peer(peer: dict | PeerConfig, cfg: AttackConfig, targets: list[int], out
     return fn(cfg, peer, targets, out, callbacks)
 
 
-__all__ = ["PEER_KINDS", "PeerConfig", "parse_peer", "peer_attack_config", "run_peer"]
+__all__ = ["PEER_KINDS", "PEER_READS", "PeerConfig", "parse_peer", "peer_attack_config", "run_peer"]

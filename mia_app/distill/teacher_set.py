@@ -1,0 +1,96 @@
+"""The distillation set: fresh public-generator faces and SFace's embedding of each, built in resumable chunks.
+
+Attacker-side only. The faces are DCGAN identities from their own random stream (``DistillConfig.stream``),
+so they are neither the benchmark's private identities nor its public pool (which stays held out). The
+teacher sees what the attack's SFace sees: the R-px image (area-downsampled like the benchmark) upsampled
+bilinearly to 112 px. Labelling is the slow part (about 0.05 s per image per core), so it is written one
+chunk at a time under ``$MIA_DATA_DIR/distill-<key>/`` and a rerun skips the chunks already there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from mia_app.config import DistillConfig
+from mia_app.data.benchmark import to_signed, to_uint8
+from mia_app.data.synthid import data_root
+from mia_app.models.dcgan import Z_DIM, load_dcgan
+
+CHUNK = 1024  # images per chunk file: a killed run loses at most one chunk of labelling
+
+
+def set_key(cfg: DistillConfig) -> str:
+    """What the set's content depends on (not the student's training hyper-parameters)."""
+    fields = {k: getattr(cfg, k) for k in ("n_identities", "per_identity", "sigma", "stream", "flip")}
+    fields["resolution"] = cfg.data.resolution
+    fields["data_seed"] = cfg.data.seed
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def set_folder(cfg: DistillConfig) -> Path:
+    return Path(data_root()) / f"distill-{set_key(cfg)}"
+
+
+def training_latents(cfg: DistillConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(z: (n_identities·per_identity)×100, identity labels), deterministic in the config."""
+    g = torch.Generator().manual_seed(cfg.data.seed + cfg.stream)
+    z_id = torch.randn(cfg.n_identities, Z_DIM, generator=g)
+    eps = torch.randn(cfg.n_identities, cfg.per_identity, Z_DIM, generator=g)
+    z = (z_id[:, None, :] + cfg.sigma * eps).reshape(-1, Z_DIM)
+    return z, torch.arange(cfg.n_identities).repeat_interleave(cfg.per_identity)
+
+
+@torch.no_grad()
+def teacher_embeddings(teacher: torch.nn.Module, images_uint8: torch.Tensor, batch: int = 64) -> torch.Tensor:
+    """Unit-norm teacher embeddings N×128 of uint8 images N×3×R×R (the teacher resizes to its own input)."""
+    out = [teacher(to_signed(images_uint8[i : i + batch])) for i in range(0, len(images_uint8), batch)]
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def build_teacher_set(cfg: DistillConfig, teacher: torch.nn.Module | None = None) -> Path:
+    """Write every missing chunk of the set; returns its folder. ``teacher`` defaults to the shipped SFace."""
+    folder = set_folder(cfg)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "set.json").write_text(json.dumps({"key": set_key(cfg), "config": cfg.model_dump(mode="json")},
+                                                indent=2, default=str))
+    z, labels = training_latents(cfg)
+    chunks = range(0, len(z), CHUNK)
+    missing = [i for i in chunks if not (folder / f"chunk-{i // CHUNK:04d}.safetensors").is_file()]
+    if not missing:
+        return folder
+    if teacher is None:
+        from mia_app.models.sface import load_sface
+
+        teacher = load_sface()
+    generator = load_dcgan()
+    for start in tqdm(missing, desc="teacher set", unit="chunk"):
+        x = generator(z[start : start + CHUNK])
+        x = to_uint8(torch.nn.functional.adaptive_avg_pool2d(x, cfg.data.resolution))
+        tensors = {"images": x.contiguous(), "labels": labels[start : start + CHUNK].contiguous(),
+                   "teacher": teacher_embeddings(teacher, x).contiguous()}
+        if cfg.flip:
+            tensors["teacher_flipped"] = teacher_embeddings(teacher, x.flip(-1)).contiguous()
+        path = folder / f"chunk-{start // CHUNK:04d}.safetensors"
+        save_file(tensors, str(path.with_suffix(".tmp")))
+        path.with_suffix(".tmp").replace(path)  # a chunk is either whole or absent
+    return folder
+
+
+def load_teacher_set(cfg: DistillConfig) -> dict[str, torch.Tensor]:
+    """The whole set: images N×3×R×R uint8, labels N, teacher N×128 (and teacher_flipped if ``cfg.flip``)."""
+    folder = set_folder(cfg)
+    n_chunks = -(-cfg.n_identities * cfg.per_identity // CHUNK)
+    paths = [folder / f"chunk-{i:04d}.safetensors" for i in range(n_chunks)]
+    absent = [p.name for p in paths if not p.is_file()]
+    if absent:
+        raise FileNotFoundError(f"teacher set {folder} lacks {len(absent)} chunks; run `python -m mia_app "
+                                "distill-id-encoder` (it builds them, resumably)")
+    parts = [load_file(str(p)) for p in paths]
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}

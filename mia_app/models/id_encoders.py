@@ -1,0 +1,21 @@
+"""The identity encoders E_id the attack can use, by name: ``sface32`` (the 32-px student) and ``sface``."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+ID_ENCODERS = ("sface32", "sface")
+
+
+def load_id_encoder(name: str, device: str | torch.device = "cpu") -> nn.Module:
+    """Shared frozen encoder: images N×3×H×W RGB in [-1, 1] -> N×128 unit-norm, in SFace's embedding space."""
+    if name == "sface32":
+        from mia_app.models.sface_student import load_sface32
+
+        return load_sface32(device)
+    if name == "sface":
+        from mia_app.models.sface import load_sface
+
+        return load_sface(device)
+    raise ValueError(f"unknown id_encoder {name!r}; choose one of {list(ID_ENCODERS)}")
