@@ -1,6 +1,10 @@
-"""Seconds per candidate-step of our attack, PPA and MIFace, in one run on the same candidates; ours split by part.
+"""Seconds per candidate-step of our attack, PPA and MIFace, in one run on the same candidates; ours split by part,
+before and after the speed work (same run, same candidates).
 
     MIA_THREADS=2 python benchmarks/peer_cost.py --identities 10 --repeats 5
+
+"after" is the preset as it is (cpu-quick: E_id sface32, bf16 forward, no gradient checkpointing); "before"
+is the same preset with the settings it had before (E_id SFace at 112 px, fp32, checkpointing).
 
 The candidates: the cpu-quick preset's (10 identities × 4 candidates = 40, the top-4 public sources of each
 class under T). Every figure is the median of ``--repeats`` timed forward + backward passes after one warm-up,
@@ -14,8 +18,8 @@ divided by the number of candidates:
 * PPA: one optimisation step on 40 DCGAN latents (G, random transforms, T, Poincaré loss, Adam);
 * MIFace: one step on 40 images (T's softmax gradient, clip).
 
-Writes ``results/benchmarks/peer_cost-<device>.json`` and prints a markdown table with ratios to PPA from the
-same run (this machine is noisy: only the ratios of one run are comparable).
+Writes ``results/benchmarks/peer_cost.json`` (and ``peer_cost-<device>.json`` / ``.md``) and prints a markdown
+table with ratios to PPA from the same run (this machine is noisy: only the ratios of one run are comparable).
 """
 
 from __future__ import annotations
@@ -51,6 +55,14 @@ def median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+BEFORE = {"id_encoder": "sface", "precision": "fp32"}
+
+
+def before_config(base: AttackConfig) -> AttackConfig:
+    return AttackConfig.model_validate(base.model_dump() | BEFORE | {
+        "sampler": base.sampler.model_dump() | {"gradient_checkpointing": True}})
+
+
 def our_step(base: AttackConfig, targets: list[int], schemes: dict, repeats: int) -> dict[str, float]:
     cfg = AttackConfig.model_validate(base.model_dump() | {
         "schemes": base.schemes.model_dump() | schemes,
@@ -62,6 +74,42 @@ def our_step(base: AttackConfig, targets: list[int], schemes: dict, repeats: int
     return {f"stage{s}": statistics.median(timer.t[s]) for s in (1, 2)}
 
 
+def part_timings(cfg: AttackConfig, models, x_src, c, noise, attrs, repeats: int) -> dict[str, float | None]:
+    """Forward + backward of each part of one step on the same candidates, under ``cfg``'s precision."""
+    s = cfg.sampler
+    n = len(x_src)
+    autocast = torch.autocast(x_src.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+    with torch.no_grad(), autocast:
+        x_fixed = sdedit_sample(models.prior, x_src, c, s.strength, s.num_steps, s.guidance, noise=noise).float()
+
+    def prior_part():
+        code = c.clone().requires_grad_(True)
+        with autocast:
+            x = sdedit_sample(models.prior, x_src, code, s.strength, s.num_steps, s.guidance, noise=noise,
+                              gradient_checkpointing=s.gradient_checkpointing)
+        x.float().sum().backward()
+
+    def image_part(fn):
+        def run():
+            x = x_fixed.clone().requires_grad_(True)
+            with autocast:
+                out = fn(x)
+            (sum(v.float().sum() for v in out.values()) if isinstance(out, dict) else out.float().sum()).backward()
+        return run
+
+    from mia_app.models.id_encoders import load_id_encoder
+
+    parts = {
+        "prior sampling (SDEdit, grad to c)": prior_part,
+        "decode": None,
+        "T": image_part(models.target),
+        f"E_id ({cfg.id_encoder})": image_part(load_id_encoder(cfg.id_encoder, x_src.device)),
+        "perceptual (MobileNetV2 taps)": image_part(models.perceptual),
+        "attributes (3DDFA_V2 + light, scheme C)": image_part(attrs),
+    }
+    return {name: None if fn is None else median_time(fn, repeats) / n for name, fn in parts.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="configs/attack/cpu-quick.yaml")
@@ -70,49 +118,26 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    base = AttackConfig.from_yaml(args.config)
+    after = AttackConfig.from_yaml(args.config)
+    before = before_config(after)
     targets = list(range(args.identities))
-    models = cached_models(base)
+    models = cached_models(after)
     dev = models.device
-    bench = load_benchmark(base.data)
+    bench = load_benchmark(after.data)
     from mia_app.attack.engine import Inversion
-
-    c0, x_src, y = Inversion(base, models, bench).select_initial(targets)
-    n = len(x_src)
-    c = F.normalize(c0, dim=1).repeat_interleave(base.candidates, 0)
-    s = base.sampler
-    g = torch.Generator().manual_seed(0)
-    noise = torch.randn(x_src.shape, generator=g)
-    x_fixed = sdedit_sample(models.prior, x_src, c, s.strength, s.num_steps, s.guidance, noise=noise).detach()
-
-    def prior_part():
-        code = c.clone().requires_grad_(True)
-        x = sdedit_sample(models.prior, x_src, code, s.strength, s.num_steps, s.guidance, noise=noise,
-                          gradient_checkpointing=s.gradient_checkpointing)
-        x.sum().backward()
-
-    def image_part(fn):
-        def run():
-            x = x_fixed.clone().requires_grad_(True)
-            out = fn(x)
-            (sum(v.sum() for v in out.values()) if isinstance(out, dict) else out.sum()).backward()
-        return run
-
     from mia_app.losses.attributes import load_attribute_predictors
 
+    # The candidates and initial codes of the preset as it is (the student's codes are SFace-space codes).
+    c0, x_src, y = Inversion(after, models, bench).select_initial(targets)
+    n = len(x_src)
+    c = F.normalize(c0, dim=1).repeat_interleave(after.candidates, 0)
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(x_src.shape, generator=g).to(dev)
     attrs = load_attribute_predictors(dev)
-    parts = {
-        "prior sampling (SDEdit, grad to c)": prior_part,
-        "decode": None,
-        "T": image_part(models.target),
-        "E_id (SFace 112 px)": image_part(models.id_encoder),
-        "perceptual (MobileNetV2 taps)": image_part(models.perceptual),
-        "attributes (3DDFA_V2 + light, scheme C)": image_part(attrs),
-    }
-    rows: dict[str, float | None] = {}
-    for name, fn in parts.items():
-        rows[name] = None if fn is None else median_time(fn, args.repeats) / n
-        print(f"ours · {name}: {rows[name]}", flush=True)
+    parts = {}
+    for label, cfg in (("before", before), ("after", after)):
+        parts[label] = part_timings(cfg, models, x_src, c, noise, attrs, args.repeats)
+        print(f"ours parts, {label}: {json.dumps(parts[label])}", flush=True)
 
     gen = load_generator("dcgan", bench.resolution, dev)
     tau = RandomTransforms(**OPTIMISATION)
@@ -134,30 +159,43 @@ def main() -> None:
     peers = {"PPA (DCGAN + transforms + T, Poincaré)": median_time(ppa_step, args.repeats) / n,
              "MIFace (T gradient ascent)": median_time(miface_step, args.repeats) / n}
     print(json.dumps(peers), flush=True)
-    whole = {"ours baseline": our_step(base, targets, {}, args.repeats),
-             "ours A+B3+C+D": our_step(base, targets, {"A": True, "B3": True, "C": True, "D": True}, args.repeats)}
-    print(json.dumps(whole), flush=True)
+    all_four = {"A": True, "B3": True, "C": True, "D": True}
+    whole = {}
+    for label, cfg in (("before", before), ("after", after)):
+        whole[f"ours baseline, {label}"] = our_step(cfg, targets, {}, args.repeats)
+        whole[f"ours A+B3+C+D, {label}"] = our_step(cfg, targets, all_four, args.repeats)
+        print(json.dumps(whole), flush=True)
     ppa = peers["PPA (DCGAN + transforms + T, Poincaré)"]
+    step = {k: {st: v / n for st, v in d.items()} for k, d in whole.items()}
+    mean_step = {k: statistics.mean(d.values()) for k, d in step.items()}
     result = {
         "candidates": n, "identities": len(targets), "threads": args.threads, "device": str(dev),
-        "repeats": args.repeats, "preset": args.config, "unit": "seconds per candidate-step (median)",
-        "ours_parts": rows, "peers": peers,
-        "ours_step": {k: {st: v / n for st, v in d.items()} for k, d in whole.items()},
+        "repeats": args.repeats, "preset": args.config, "before_settings": BEFORE | {"gradient_checkpointing": True},
+        "unit": "seconds per candidate-step (median)", "ours_parts": parts, "peers": peers, "ours_step": step,
+        "ours_over_ppa": mean_step["ours baseline, after"] / ppa,
+        "ours_over_ppa_before": mean_step["ours baseline, before"] / ppa,
+        "speedup_baseline": mean_step["ours baseline, before"] / mean_step["ours baseline, after"],
+        "speedup_all_four": mean_step["ours A+B3+C+D, before"] / mean_step["ours A+B3+C+D, after"],
     }
     OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / f"peer_cost-{dev.type}.json"
-    path.write_text(json.dumps(result, indent=2))
-    lines = [f"Seconds per candidate-step, {n} candidates ({len(targets)} identities × {base.candidates}), "
-             f"{args.threads} threads, median of {args.repeats}; ratio = this / PPA's step, same run.", "",
+    for name in ("peer_cost.json", f"peer_cost-{dev.type}.json"):  # the latest, and the latest on this device
+        (OUT / name).write_text(json.dumps(result, indent=2))
+    lines = [f"Seconds per candidate-step, {n} candidates ({len(targets)} identities × {after.candidates}), "
+             f"{args.threads} threads, median of {args.repeats}; × PPA = this / PPA's step, same run. before = "
+             f"{args.config} with E_id SFace, fp32, gradient checkpointing; after = {args.config} as committed.", "",
              "| what | s / candidate-step | × PPA |", "|---|---|---|"]
-    for name, d in result["ours_step"].items():
+    for name, d in step.items():
         for st, v in d.items():
             lines.append(f"| {name}, whole {st} step | {v:.4f} | {v / ppa:.1f} |")
-    for name, v in rows.items():
-        lines.append(f"| ours part: {name} | {'n/a (pixel prior)' if v is None else f'{v:.4f}'} | "
-                     f"{'—' if v is None else f'{v / ppa:.1f}'} |")
+    for label, rows in parts.items():
+        for name, v in rows.items():
+            lines.append(f"| ours part ({label}): {name} | {'n/a (pixel prior)' if v is None else f'{v:.4f}'} | "
+                         f"{'—' if v is None else f'{v / ppa:.2f}'} |")
     for name, v in peers.items():
         lines.append(f"| {name}, whole step | {v:.4f} | {v / ppa:.1f} |")
+    lines += ["", f"Whole step, baseline: before / after = {result['speedup_baseline']:.2f}×; "
+              f"A+B3+C+D: {result['speedup_all_four']:.2f}×. Ours / PPA: {result['ours_over_ppa_before']:.1f} before, "
+              f"{result['ours_over_ppa']:.1f} after."]
     text = "\n".join(lines)
     print("\n" + text)
     (OUT / f"peer_cost-{dev.type}.md").write_text(text + "\n")

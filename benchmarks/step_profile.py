@@ -1,7 +1,10 @@
 """Where one attack step goes: the PyTorch profiler over a few stage-1 and stage-2 steps of a preset.
 
-    MIA_THREADS=2 python benchmarks/step_profile.py --steps 3 --id-encoder sface --tag before
+    MIA_THREADS=2 python benchmarks/step_profile.py --steps 3 --before --tag before
     MIA_THREADS=2 python benchmarks/step_profile.py --steps 3 --tag after
+
+``--before``: the preset with the settings it had before the speed work (E_id SFace, fp32, gradient
+checkpointing), as ``benchmarks/peer_cost.py`` defines them.
 
 The engine and the loss composer label their regions (``step: prior sampling``, ``step: losses``,
 ``loss: <name>``, ``step: backward``), so the table splits a step by part, and the profiler's operator list
@@ -36,6 +39,10 @@ def profiled_config(base: AttackConfig, args: argparse.Namespace) -> AttackConfi
         "stage2": base.stage2.model_dump() | {"steps": args.steps, "image_every": 10_000},
         "identities_per_batch": args.identities,
     }
+    if args.before:
+        from peer_cost import BEFORE  # benchmarks/ is on sys.path when a script here runs
+
+        data |= BEFORE | {"sampler": data["sampler"] | {"gradient_checkpointing": True}}
     if args.id_encoder:
         data["id_encoder"] = args.id_encoder
     return AttackConfig.model_validate(data)
@@ -48,6 +55,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3, help="steps per stage under the profiler")
     ap.add_argument("--schemes", choices=["none", "all"], default="none")
     ap.add_argument("--id-encoder", choices=["sface32", "sface"], help="override the preset's E_id")
+    ap.add_argument("--before", action="store_true", help="E_id SFace, fp32, gradient checkpointing")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tag", default="cpu")
     ap.add_argument("--top", type=int, default=15)
@@ -71,13 +79,16 @@ def main() -> None:
                  key=lambda e: e.self_cpu_time_total, reverse=True)[: args.top]
     top = [{"op": e.key, "self_s_per_step": e.self_cpu_time_total / 1e6 / steps, "calls_per_step": e.count / steps}
            for e in ops]
-    result = {"preset": args.config, "id_encoder": cfg.id_encoder, "schemes": args.schemes, "threads": args.threads,
+    result = {"preset": args.config, "id_encoder": cfg.id_encoder, "precision": cfg.precision,
+              "gradient_checkpointing": cfg.sampler.gradient_checkpointing,
+              "schemes": args.schemes, "threads": args.threads,
               "candidates": n, "steps_profiled": steps, "wall_s_whole_run": wall,
               "regions_s_per_step": regions, "labelled_step_s": step_total,
               "labelled_s_per_candidate_step": step_total / n, "top_ops": top}
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"step_profile-{args.tag}.json").write_text(json.dumps(result, indent=2))
-    lines = [f"One step of {args.config} (E_id {cfg.id_encoder}, schemes {args.schemes}), {n} candidates, "
+    lines = [f"One step of {args.config} (E_id {cfg.id_encoder}, {cfg.precision}, gradient checkpointing "
+             f"{cfg.sampler.gradient_checkpointing}, schemes {args.schemes}), {n} candidates, "
              f"{args.threads} threads, mean over {steps} profiled steps (stage 1 and 2).", "",
              "| region | CPU s / step | share of labelled step |", "|---|---|---|"]
     for k, v in sorted(regions.items(), key=lambda kv: -kv[1]):

@@ -114,6 +114,39 @@ def test_cells_are_paired_and_peers_change_what_they_say(tmp_path):
     assert plg.stage2.steps == by["baseline", 0].stage2.steps
 
 
+def test_a_variant_may_change_the_identity_encoder_and_precision_only(tmp_path):
+    cfg = _ablation(tmp_path, variants={"baseline": {}, "sface": {"id_encoder": "sface"},
+                                        "B3_fp32": {"B3": True, "precision": "fp32"}}, peers=[])
+    by = {c.variant: c.config for c in plan_cells(cfg)}
+    assert by["sface"].id_encoder == "sface" and by["baseline"].id_encoder == "sface32"
+    assert by["sface"].schemes.active() == [] and by["B3_fp32"].schemes.active() == ["B3"]
+    assert by["B3_fp32"].precision == "fp32"
+    strip = lambda c: c.model_dump(exclude={"id_encoder", "name"})  # noqa: E731
+    assert strip(by["sface"]) == strip(by["baseline"])
+    with pytest.raises(ValueError, match="id_encoder must be one of"):
+        _ablation(tmp_path, variants={"baseline": {}, "x": {"id_encoder": "arcface"}})
+    with pytest.raises(ValueError, match="cls_loss"):
+        _ablation(tmp_path, variants={"baseline": {}, "x": {"cls_loss": "ce"}})  # not a variant setting
+
+
+def test_an_outside_peer_cell_survives_a_change_to_our_attack_settings(tmp_path):
+    from mia_app.ablation.runner import _same_config
+
+    cfg = _ablation(tmp_path, peers=[{"kind": "selection_only", "name": "floor", "candidates": 2}, "stage1_only"])
+    cells = {c.variant: c for c in plan_cells(cfg)}
+    for name in ("floor", "stage1_only"):
+        cell = cells[name]
+        cell.folder.mkdir(parents=True)
+        was = cell.config.model_copy(update={"id_encoder": "sface", "precision": "bf16"})
+        (cell.folder / "config.yaml").write_text(was.to_yaml())
+        (cell.folder / "method.json").write_text(json.dumps({"params": cell.peer.params()}))
+    assert _same_config(cells["floor"])  # the floor never reads E_id or the precision
+    assert not _same_config(cells["stage1_only"])  # our own attack does
+    changed = cells["floor"].config.model_copy(update={"keep": 2})
+    (cells["floor"].folder / "config.yaml").write_text(changed.to_yaml())
+    assert not _same_config(cells["floor"])
+
+
 # ---- MIFace ---------------------------------------------------------------------------------------------
 def test_miface_fallback_matches_art(tmp_path):
     pytest.importorskip("art")
@@ -292,7 +325,8 @@ def test_shipped_scoreboard_config_has_every_method_on_all_identities():
     assert cfg.target_list() == list(range(100)) and len(cfg.seeds) >= 2 and cfg.floor == "floor"
     kinds = {p.kind for p in cfg.peers}
     assert kinds == {"selection_only", "ppa", "miface", "stage1_only", "plg_max_margin"}
-    assert set(cfg.variants) == {"baseline", "A+B3+C+D"} and cfg.attack.endswith("cpu-quick.yaml")
+    assert set(cfg.variants) == {"baseline", "A+B3+C+D", "baseline_sface"} and cfg.attack.endswith("cpu-quick.yaml")
+    assert cfg.variants["baseline_sface"] == {"id_encoder": "sface"}  # the student against SFace, paired
     seeds = {}
     for c in cells:
         seeds.setdefault(c.variant, []).append(c.seed)

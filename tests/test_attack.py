@@ -164,3 +164,16 @@ def test_scheme_c_weights_come_from_the_config(tmp_path):
 def test_scheme_d_refuses_raw_max_margin(tmp_path):
     with pytest.raises(ValueError, match="cls_hinge_margin"):
         tiny_attack_config(tmp_path, schemes={"D": True}, cls_loss="max_margin")
+
+
+def test_bf16_forward_is_finite_and_close_to_fp32(tmp_path):
+    cfg = tiny_attack_config(tmp_path)
+    a = run_attack(cfg, [1], tmp_path / "fp32", precision="fp32")
+    b = run_attack(cfg, [1], tmp_path / "bf16", precision="bf16")
+    img = lambda run: load_file(str(tmp_path / run / "final" / "images.safetensors"))["images"]  # noqa: E731
+    x32, x16 = img("fp32"), img("bf16")
+    assert x16.dtype == torch.float32 and torch.isfinite(x16).all() and x16.abs().max() <= 1
+    assert (x32 - x16).abs().mean() < 0.05 and not torch.equal(x32, x16)
+    lines = [json.loads(x) for x in (tmp_path / "bf16" / "metrics.jsonl").read_text().splitlines()]
+    assert all(isinstance(v, float) and v == v for r in lines for v in r["logs"].values())
+    assert a["targets"] == b["targets"] == [1]

@@ -1,12 +1,14 @@
 """Run an ablation: every variant and peer × seed on the same identities, judged by the same E; then summarise.
 
-Cells (variant × seed) run one after another in this process, so the prior, T, SFace and MobileNetV2 are loaded
+Cells (variant × seed) run one after another in this process (under torchrun, each process takes its share),
+so the prior, T, E_id and MobileNetV2 are loaded
 once (``run_attack``'s model cache) and the private-image features once (``evaluate_run``'s cache). A cell is
 finished when its folder has ``metrics.json``; a rerun skips finished cells, evaluates cells whose attack finished
 but whose evaluation did not, and restarts partial ones. A finished cell run with a different config is an error
 (change the ablation's name or delete the cell), so one summary never mixes configs.
 
-Pairing: variants differ from the baseline in the scheme toggles only; the seed fixes the SDEdit noise of every
+Pairing: variants differ from the baseline in the scheme toggles (and, where a variant says so, E_id or the
+precision) only; the seed fixes the SDEdit noise of every
 candidate and T's pseudo-labels fix the sources, so cell (v, s) and (baseline, s) attack the same identities
 from the same starting points. Peers keep the seed and identities too. A deterministic peer (the public-image
 floor, MIFace from zero) runs once, in the first seed's folder, and pairs with every seed.
@@ -36,7 +38,7 @@ from mia_app.ablation.config import SCHEME_TOGGLES, VARIANT_SETTINGS, AblationCo
 from mia_app.ablation.summary import summarize
 from mia_app.ablation.tables import plot_acc, render_table
 from mia_app.attack.config import AttackConfig
-from mia_app.attack.sharding import Shard, barrier, current_shard
+from mia_app.attack.sharding import Shard, barrier, broadcast_from_main, current_shard
 
 log = logging.getLogger("mia_app.ablation")
 
@@ -105,7 +107,9 @@ def _same_config(cell: Cell) -> bool:
     if not saved.is_file():
         return False
     outside_peer = cell.peer is not None and cell.peer.kind not in ("stage1_only", "plg_max_margin")
-    was, now = AttackConfig.from_yaml(saved).model_dump(), cell.config.model_dump()
+    raw = yaml.safe_load(saved.read_text()) or {}
+    raw.setdefault("id_encoder", "sface")  # written before E_id was a setting: those runs used SFace
+    was, now = AttackConfig.model_validate(raw).model_dump(), cell.config.model_dump()
     if outside_peer:  # a change to our attack's settings (E_id, sampler, ...) does not touch a peer's cell
         from mia_app.peers import PEER_READS
 
@@ -136,7 +140,7 @@ def run_ablation(acfg: AblationConfig, progress: bool = True, run: bool = True) 
     """Run (or resume) every cell, then write summary.json, table.md and acc1.png; returns the summary.
 
     ``run=False`` attacks and evaluates nothing: the outputs are rewritten from the cells finished so far.
-    Under ``accelerate launch`` each process takes every world-th unfinished cell and rank 0 writes the outputs."""
+    Under torchrun each process takes every world-th unfinished cell (of rank 0's plan); rank 0 writes the outputs."""
     from mia_app.evaluation.evaluate import evaluate_run, resolve_eval_path
 
     targets = acfg.target_list()
@@ -144,38 +148,38 @@ def run_ablation(acfg: AblationConfig, progress: bool = True, run: bool = True) 
         raise FileNotFoundError(f"evaluation model {acfg.eval_model} not found")
     out = acfg.out_dir()
     out.mkdir(parents=True, exist_ok=True)
-    (out / "ablation.yaml").write_text(yaml.safe_dump(acfg.model_dump(mode="json"), sort_keys=False))
-    cells = plan_cells(acfg)
     shard = current_shard()
-    ran, evaluated, skipped = [], [], []
-    if shard.world > 1:  # the processes share out the unfinished cells; rank 0 also checks the finished ones
-        todo = [c for c in cells if c.finished and shard.is_main] + shard.take([c for c in cells if not c.finished])
-    else:
-        todo = cells
+    if shard.is_main:
+        (out / "ablation.yaml").write_text(yaml.safe_dump(acfg.model_dump(mode="json"), sort_keys=False))
+    cells = plan_cells(acfg)
+    tag = lambda c: f"{c.variant}/seed{c.seed}"  # noqa: E731
+    # Every process checks the finished cells before any work starts, so a mismatch stops them all alike.
+    for cell in cells:
+        if cell.finished and not _same_config(cell):
+            raise ValueError(f"cell {cell.folder} was run with a different config than {acfg.attack} and this "
+                             f"ablation now give; delete that folder or give the ablation another name")
+    skipped = [tag(c) for c in cells if c.finished]
+    # One plan for all processes (rank 0's view of what is unfinished), dealt round robin.
+    unfinished = set(broadcast_from_main([tag(c) for c in cells if not c.finished]))
+    todo = shard.take([c for c in cells if tag(c) in unfinished])
+    ran, evaluated = [], []
     bar = tqdm(todo, desc=f"ablation {acfg.name}", unit="cell", disable=not progress or not shard.is_main)
     for cell in bar:
         bar.set_postfix_str(f"{cell.variant} seed {cell.seed}")
-        tag = f"{cell.variant}/seed{cell.seed}"
-        if cell.finished:
-            if not _same_config(cell):
-                raise ValueError(f"cell {cell.folder} was run with a different config than {acfg.attack} and this "
-                                 f"ablation now give; delete that folder or give the ablation another name")
-            skipped.append(tag)
-            continue
         if not run:
             continue
         has_images = (cell.folder / "final" / "images.safetensors").is_file()
         if not (has_images and (cell.folder / "summary.json").is_file() and _same_config(cell)):
             run_cell(cell, targets)
-            ran.append(tag)
+            ran.append(tag(cell))
         t0 = time.time()
         metrics = evaluate_run(cell.folder, acfg.eval_model, judge=acfg.judge)
         (cell.folder / "ablation_cell.json").write_text(json.dumps(
             {"variant": cell.variant, "seed": cell.seed, "kind": cell.kind, "eval_seconds": round(time.time() - t0, 2)}
         ))
-        evaluated.append(tag)
+        evaluated.append(tag(cell))
         if progress:
-            tqdm.write(f"{tag}: E acc@1 {metrics['E_acc@1']:.3f}, T acc@1 {metrics['T_acc@1']:.3f}")
+            tqdm.write(f"{tag(cell)}: E acc@1 {metrics['E_acc@1']:.3f}, T acc@1 {metrics['T_acc@1']:.3f}")
         if shard.world == 1:
             write_outputs(acfg, cells, targets)  # after every cell: the tables show the cells finished so far
     barrier()
@@ -186,7 +190,7 @@ def run_ablation(acfg: AblationConfig, progress: bool = True, run: bool = True) 
     if not shard.is_main:
         return {"name": acfg.name, "shard": [shard.rank, shard.world], "this_call": {"ran": ran}}
     summary = write_outputs(acfg, cells, targets)
-    summary["this_call"] = {"ran": ran, "evaluated": evaluated, "skipped": skipped}
+    summary["this_call"] = {"ran": ran, "evaluated": evaluated, "skipped": skipped, "processes": shard.world}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 

@@ -72,6 +72,8 @@ def summarize(acfg: AblationConfig, cells: list, targets: list[int]) -> dict:
         entry: dict = {
             "kind": "variant" if name in acfg.variants else "peer",
             "schemes": vcells[0].config.schemes.active() if name in acfg.variants else None,
+            "id_encoder": vcells[0].config.id_encoder if name in acfg.variants else None,
+            "precision": vcells[0].config.precision if name in acfg.variants else None,
             "peer": vcells[0].peer.kind if vcells[0].peer is not None else None,
             "peer_params": vcells[0].peer.params() if vcells[0].peer is not None else None,
             "cells": {str(c.seed): str(c.folder) for c in done},
@@ -136,7 +138,7 @@ def _method(cell, acfg: AblationConfig) -> str:
         schemes = cell.config.schemes.active()
         c = cell.config
         return (f"ours ({'+'.join(schemes) if schemes else 'no schemes'}), {c.stage1.steps} + {c.stage2.steps} "
-                f"steps")
+                f"steps, E_id {c.id_encoder}, {c.precision}")
     return describe(cell.peer)
 
 

@@ -123,7 +123,7 @@ class AttackConfig(StrictModel):
         "sface32", description="E_id of the losses and the initial code: the 32-px student (default) or SFace")
     precision: Literal["fp32", "bf16"] = Field(
         "fp32", description="compute dtype of the step's forward pass (autocast: convolutions and matmuls in bf16, "
-        "losses in fp32); bf16 is ~1.8x faster on CPUs with AVX512-BF16 and on GPUs")
+        "networks' outputs and the loss sum in fp32); bf16 is ~1.8x faster on CPUs with AVX512-BF16 and on GPUs")
     cls_loss: Literal["ce", "max_margin"] = "ce"
     cls_hinge_margin: float | None = Field(None, ge=0, description="max-margin as a hinge (>= 0), needed by D")
     init_top_k: int = Field(8, ge=1, description="public images (top-k by T's softmax) averaged into c_y^0")

@@ -213,8 +213,8 @@ class Inversion:
         targets = [t for _, b in mine for t in b]
         self.cb.on_start({"targets": targets, "batches": [b for _, b in mine], "config": self.cfg.model_dump(
             mode="json"), "device": str(self.device), "shard": [shard.rank, shard.world]})
-        if not mine:  # more processes than batches: this one has nothing to do
-            return {"targets": [], "seconds": 0.0, "device": str(self.device)}
+        if not mine:
+            raise ValueError(f"shard {shard.rank} of {shard.world} has no batch of these {len(targets)} targets")
         results = [self.attack_batch(b, i) for i, b in mine]
         merged = {key: torch.cat([r[key] for r in results]) for key in results[0]}
         if self.out is not None:

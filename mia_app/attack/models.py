@@ -68,6 +68,8 @@ class AttackModels:
         from mia_app.models.mobilenet_v2 import load_mobilenet_v2
 
         device = resolve_device(cfg.device)
+        if cfg.precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ValueError("precision: this GPU has no bf16; use precision: fp32")
         prior = load_prior(cfg.prior).to(device).eval().requires_grad_(False)
         target, meta = load_target(cfg.target)
         return cls(prior, target.to(device), meta, load_id_encoder(cfg.id_encoder, device), load_mobilenet_v2(device),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from mia_app.attack.config import AttackConfig
 from mia_app.attack.doctor import Doctor
 from mia_app.attack.engine import Inversion
 from mia_app.attack.models import AttackModels
-from mia_app.attack.sharding import Shard, barrier, current_shard, merge_shards, shard_folder
+from mia_app.attack.sharding import Shard, barrier, merge_shards, shard_folder
 from mia_app.attack.writer import RunWriter
 from mia_app.data import load_benchmark
 
@@ -30,26 +31,33 @@ def run_attack(
     shard: Shard | None = None, **overrides
 ) -> dict[str, Any]:
     """Attack ``targets`` into the run folder ``out``. ``shard``: this process's part of a multi-process run
-    (default: the one ``accelerate launch`` gives, or the whole run); ``Shard()`` runs everything here."""
+    (``current_shard()`` under torchrun, which the ``attack`` CLI passes); default ``Shard()``, the whole run."""
     if isinstance(config, AttackConfig):
         cfg = config.model_copy(update={k: v for k, v in overrides.items() if v is not None})
         cfg = AttackConfig.model_validate(cfg.model_dump())
     else:
         cfg = AttackConfig.from_yaml(config, **overrides)
+    shard = shard or Shard()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(cfg.to_yaml())
+    if shard.is_main:
+        (out / "config.yaml").write_text(cfg.to_yaml())
+    folder = shard_folder(out, shard)
+    if shard.world > 1 and folder.exists():
+        shutil.rmtree(folder)  # a crashed run's leftovers would be appended to and merged
     models = cached_models(cfg)
     bench = load_benchmark(cfg.data)
-    shard = current_shard() if shard is None else shard  # under `accelerate launch`: this process's batches
-    folder = shard_folder(out, shard)
-    writer = RunWriter(folder, cfg.candidates)
-    doctor = Doctor.for_config(cfg, folder)
-    result = Inversion(cfg, models, bench, folder, [writer, doctor, *(callbacks or [])]).run(targets, shard)
+    if shard.rank < -(-len(targets) // cfg.identities_per_batch):
+        writer = RunWriter(folder, cfg.candidates)
+        doctor = Doctor.for_config(cfg, folder)
+        result = Inversion(cfg, models, bench, folder, [writer, doctor, *(callbacks or [])]).run(targets, shard)
+    else:  # more processes than batches: this one has nothing to attack
+        result = {"device": str(models.device)}
     if shard.world > 1:
         barrier()
         if shard.is_main:
-            merge_shards(out, shard.world, targets, cfg.identities_per_batch, result["device"])
+            merge_shards(out, shard.world, targets, cfg.identities_per_batch, result["device"],
+                         Doctor.for_config(cfg, out))
         barrier()
         result = json.loads((out / "summary.json").read_text())
     return {k: v for k, v in result.items() if k != "final"} | {"out": str(out)}

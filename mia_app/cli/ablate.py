@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     set_threads()
     cfg = AblationConfig.from_yaml(args.config, out=args.out, eval_model=args.eval_model, judge=args.judge)
     summary = run_ablation(cfg, progress=not args.quiet, run=not args.summarize_only)
-    if "shard" in summary:  # a non-main process of `accelerate launch`: rank 0 reports
+    if "shard" in summary:  # a non-main process of torchrun / accelerate: rank 0 reports
         return 0
     out = cfg.out_dir()
     calls = summary["this_call"]

@@ -63,7 +63,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
                    "'{steps: 50, loss: max_margin}' for ppa; default: the peer's defaults")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--evaluate", action="store_true", help="then judge the run folder with E (writes metrics.json; "
-                   "under `accelerate launch`, once, on the merged folder)")
+                   "under torchrun / accelerate launch, once, on the merged folder)")
     p.set_defaults(run=run)
 
 
@@ -77,14 +77,15 @@ def run(args: argparse.Namespace) -> int:
     targets = parse_targets(args.targets)
     if len(set(targets)) != len(targets):
         raise ValueError(f"targets: each class at most once, got {args.targets!r}")
+    shard = current_shard()  # under torchrun: this process's share of the batches (and its GPU)
     if args.method == "ours":
         if args.peer_config is not None:
             raise ValueError("--peer-config needs --method <peer>")
-        summary = run_attack(args.config, targets, args.out, callbacks, **overrides)
-    elif current_shard().is_main:  # peers are cheap and not sharded: rank 0 runs them, the others wait
+        summary = run_attack(args.config, targets, args.out, callbacks, shard=shard, **overrides)
+    elif shard.is_main:  # peers are cheap and not sharded: rank 0 runs them, the others wait
         summary = _run_peer(args, targets, overrides, callbacks)
     barrier()
-    if not current_shard().is_main:
+    if not shard.is_main:
         return 0  # rank 0 merged the shards and reports for the whole run
     if args.evaluate:
         from mia_app.evaluation.evaluate import evaluate_run

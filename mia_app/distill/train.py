@@ -10,6 +10,7 @@ SFace, and verification AUC of student and teacher on the same pairs.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from pathlib import Path
@@ -43,7 +44,8 @@ def heldout_set(cfg: DistillConfig, teacher: torch.nn.Module | None = None) -> d
     out = {"images": bench.public.images.contiguous(), "labels": bench.public.labels.contiguous(),
            "teacher": teacher_embeddings(teacher, bench.public.images).contiguous()}
     cache.parent.mkdir(parents=True, exist_ok=True)
-    save_file(out, str(cache))
+    save_file(out, str(cache.with_suffix(".tmp")))
+    cache.with_suffix(".tmp").replace(cache)  # atomic: a killed run leaves no half file
     return out
 
 
@@ -52,12 +54,37 @@ def heldout_figures(student: torch.nn.Module, held: dict[str, torch.Tensor], bat
     """agreement: mean cos(S(x), SFace(x)); auc_student / auc_sface: verification AUC on the same pairs."""
     was_training = student.training
     student.eval()
-    e = torch.cat([student(to_signed(held["images"][i : i + batch])) for i in range(0, len(held["images"]), batch)])
+    device = next(student.parameters()).device
+    e = torch.cat([student(to_signed(held["images"][i : i + batch]).to(device)).cpu()
+                   for i in range(0, len(held["images"]), batch)])
     student.train(was_training)
     cos = (e * F.normalize(held["teacher"], dim=1)).sum(1)
     return {"agreement": cos.mean().item(), "agreement_p05": cos.quantile(0.05).item(),
             "auc_student": verification_auc(e, held["labels"]),
             "auc_sface": verification_auc(held["teacher"], held["labels"])}
+
+
+def learning_rate(peak: float, step: int, total: int, warmup: float = 0.05) -> float:
+    """Linear warm-up over the first 5% of the steps, then cosine to 0: a function of the step, so a resumed run
+    (same config, checked) continues the schedule without scheduler state."""
+    w = max(1, int(warmup * total))
+    if step < w:
+        return peak * (step + 1) / w
+    return 0.5 * peak * (1 + math.cos(math.pi * min(1.0, (step - w) / max(1, total - w))))
+
+
+def _check_same_config(out: Path, cfg: DistillConfig) -> None:
+    """A run folder belongs to one config: resuming under another would mix schedules and data silently."""
+    saved = out / "config.json"
+    now = cfg.model_dump(mode="json")
+    if saved.is_file():
+        was = json.loads(saved.read_text())
+        changed = sorted(k for k in now.keys() | was.keys() if was.get(k) != now.get(k))
+        if changed:
+            raise ValueError(f"{out} was trained with another config ({', '.join(changed)} differ); "
+                             "use a new --out folder")
+    else:
+        saved.write_text(json.dumps(now, indent=2))
 
 
 def _latest(out: Path) -> Path | None:
@@ -75,16 +102,18 @@ def train_student(cfg: DistillConfig, out: Path, held: dict | None = None) -> di
     opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     n = len(data["images"])
     steps_per_epoch = n // cfg.batch_size
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
-                                                pct_start=0.1)
+    total_steps = cfg.epochs * steps_per_epoch
     student, opt = accelerator.prepare(student, opt)
     out.mkdir(parents=True, exist_ok=True)
+    _check_same_config(out, cfg)
     start_epoch = 0
     if (last := _latest(out)) is not None:
         accelerator.load_state(str(last))
-        sched.load_state_dict(torch.load(last / "scheduler.pt", weights_only=True))
         start_epoch = int(last.name.split("-")[1])
     log = out / "log.jsonl"
+    if log.is_file():  # a kill between the log line and its checkpoint: keep one line per saved epoch
+        lines = log.read_text().splitlines()[:start_epoch]
+        log.write_text("".join(line + "\n" for line in lines))
     figures: dict = {}
     for epoch in range(start_epoch, cfg.epochs):
         g = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)  # per epoch: resuming replays the same order
@@ -105,17 +134,18 @@ def train_student(cfg: DistillConfig, out: Path, held: dict | None = None) -> di
             loss = (1 - F.cosine_similarity(student(x), target, dim=1)).mean()
             opt.zero_grad(set_to_none=True)
             accelerator.backward(loss)
+            for group in opt.param_groups:
+                group["lr"] = learning_rate(cfg.lr, epoch * steps_per_epoch + step, total_steps)
             opt.step()
-            sched.step()
             total += loss.item()
             bar.set_postfix(loss=f"{loss.item():.4f}")
         figures = {"epoch": epoch + 1, "train_loss": total / steps_per_epoch, "seconds": round(time.time() - t0, 1),
                    **heldout_figures(accelerator.unwrap_model(student), held)}
         with log.open("a") as f:
             f.write(json.dumps(figures) + "\n")
-        ckpt = out / f"checkpoint-{epoch + 1}"
-        accelerator.save_state(str(ckpt))
-        torch.save(sched.state_dict(), ckpt / "scheduler.pt")
+        partial = out / f"partial-checkpoint-{epoch + 1}"
+        accelerator.save_state(str(partial))
+        partial.replace(out / f"checkpoint-{epoch + 1}")  # a kill mid-save leaves no checkpoint-N to resume from
         for old in sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[:-2]:
             shutil.rmtree(old)  # keep the last two
     if not figures:  # already finished: report the final checkpoint's figures

@@ -11,6 +11,8 @@ def rank_auc(scores: torch.Tensor, positive: torch.Tensor) -> float:
     if scores.shape != positive.shape or scores.ndim != 1:
         raise ValueError("scores and positive must be 1-d and the same length")
     n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if not torch.isfinite(scores).all():
+        raise ValueError("scores contain NaN or inf")
     if n_pos == 0 or n_neg == 0:
         raise ValueError("AUC needs both positive and negative pairs")
     order = scores.double().argsort()

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -48,7 +49,9 @@ class AttackContext:
 
     def id_embedding(self) -> torch.Tensor:
         """E_id(x̂), N×128, L2-normalised."""
-        return self.cached("id_embedding", lambda: self.models["id_encoder"](self.x_hat).float())
+        # Renormalised in fp32: under bf16 autocast the encoder's own normalisation is good to ~2e-3 only.
+        return self.cached("id_embedding",
+                           lambda: F.normalize(self.models["id_encoder"](self.x_hat).float(), dim=1))
 
 
 class LossTerm(nn.Module):

@@ -1,0 +1,80 @@
+"""The 32-px student (sface32) against SFace on the same batch: speed, agreement, verification AUC.
+
+    MIA_THREADS=2 python benchmarks/id_encoder.py --batch 40 --repeats 7
+
+* speed: forward + backward (gradient to the image, as in the attack) on one batch of held-out public
+  images, the two encoders timed alternately, median of ``--repeats``; ``speedup`` = SFace time / student time;
+* agreement: mean cos(student(x), SFace(x)) over the benchmark's public pool (4000 images of 1000 public
+  identities, none of them in the distillation set), with its 5th percentile;
+* verification AUC over every pair of those images (same identity = positive), for both encoders.
+
+Writes ``results/benchmarks/id_encoder.json`` (``speedup``, ``agreement``, ``auc_sface``, ``auc_student``, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from mia_app.config import SynthIDConfig
+from mia_app.data import load_benchmark
+from mia_app.data.benchmark import to_signed
+from mia_app.evaluation.verification import verification_auc
+from mia_app.models.id_encoders import load_id_encoder
+
+OUT = Path("results/benchmarks")
+
+
+def forward_backward(encoder: torch.nn.Module, x: torch.Tensor) -> float:
+    x = x.clone().requires_grad_(True)
+    t0 = time.perf_counter()
+    encoder(x).sum().backward()
+    return time.perf_counter() - t0
+
+
+@torch.no_grad()
+def embed(encoder: torch.nn.Module, images_uint8: torch.Tensor, batch: int = 200) -> torch.Tensor:
+    return torch.cat([encoder(to_signed(images_uint8[i : i + batch])) for i in range(0, len(images_uint8), batch)])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--batch", type=int, default=40, help="images per timed pass (the cpu-quick step's 40)")
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    bench = load_benchmark(SynthIDConfig())
+    sface, student = load_id_encoder("sface"), load_id_encoder("sface32")
+    x = to_signed(bench.public.images[: args.batch])
+    times: dict[str, list[float]] = {"sface": [], "sface32": []}
+    for enc in (sface, student):
+        forward_backward(enc, x)  # warm-up
+    for _ in range(args.repeats):  # alternate, so load drifts hit both alike
+        times["sface"].append(forward_backward(sface, x))
+        times["sface32"].append(forward_backward(student, x))
+    ratios = [a / b for a, b in zip(times["sface"], times["sface32"], strict=True)]
+    e_t, e_s = embed(sface, bench.public.images), embed(student, bench.public.images)
+    cos = (e_t * e_s).sum(1)
+    labels = bench.public.labels
+    result = {
+        "batch": args.batch, "repeats": args.repeats, "threads": args.threads,
+        "sface_s": statistics.median(times["sface"]), "student_s": statistics.median(times["sface32"]),
+        "speedup": statistics.median(ratios), "speedup_min": min(ratios), "speedup_max": max(ratios),
+        "heldout_images": len(labels), "heldout_identities": int(labels.unique().numel()),
+        "agreement": cos.mean().item(), "agreement_p05": cos.quantile(0.05).item(),
+        "auc_sface": verification_auc(e_t, labels), "auc_student": verification_auc(e_s, labels),
+    }
+    result["auc_gap"] = result["auc_sface"] - result["auc_student"]
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "id_encoder.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
