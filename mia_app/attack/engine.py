@@ -116,6 +116,7 @@ class Inversion:
         gen = torch.Generator().manual_seed(self.cfg.seed * 1000 + stage * 100 + batch)
         n = self.cfg.candidates
         t0 = time.time()
+        source_cache: dict[str, Any] = {}  # x_src's features: the same at every step of this batch
         for step in range(1, scfg.steps + 1):
             if self.cb.should_stop():
                 raise AttackCancelled(f"cancelled at stage {stage} step {step}")
@@ -124,7 +125,8 @@ class Inversion:
                 x_hat = sdedit_sample(prior, x_src, c, self.cfg.sampler.strength, self.cfg.sampler.num_steps,
                                       self.cfg.sampler.guidance, noise=noise,
                                       gradient_checkpointing=self.cfg.sampler.gradient_checkpointing)
-            extras: dict[str, Any] = {"generator": gen, "targets": targets, "lora_params": lora_params}
+            extras: dict[str, Any] = {"generator": gen, "targets": targets, "lora_params": lora_params,
+                                      "source_cache": source_cache}
             if bank is not None:
                 x_pool, c_pool, pool_ids = self.prior_pool(with_ids=True)
                 bank.refresh(step, codes=F.normalize(c_raw.detach(), dim=1), code_labels=torch.tensor(targets),

@@ -211,7 +211,7 @@ class AttributeLoss(LossTerm):
         predictors: a module x -> {name: N×d}; if None, ``ctx.models["attributes"]`` or else
             ``load_attribute_predictors(x̂'s device)``.
 
-    The source descriptors are detached (x_src is data) and cached on the context.
+    The source descriptors are computed once per batch without a graph (x_src is data).
     """
 
     name = "attr"
@@ -234,7 +234,7 @@ class AttributeLoss(LossTerm):
         check_image_pair(ctx.x_hat, ctx.x_src)
         model = self._predictors(ctx)
         a_hat = ctx.cached("attr_hat", lambda: model(ctx.x_hat))
-        a_src = ctx.cached("attr_src", lambda: {k: v.detach() for k, v in model(ctx.x_src).items()})
+        a_src = ctx.source_features("attr_src", lambda: model(ctx.x_src))
         named = [k for k in self.weights if k not in a_hat and k not in DEFAULT_ATTRIBUTE_WEIGHTS]
         if named:
             raise ValueError(f"weights name attributes {named} that the predictor does not return ({sorted(a_hat)})")

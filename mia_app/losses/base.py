@@ -43,6 +43,17 @@ class AttackContext:
             self._cache[key] = fn()
         return self._cache[key]
 
+    def source_features(self, key: str, fn: Callable[[], Any]) -> Any:
+        """Features of x_src, which is data, fixed for a batch's whole optimisation: computed once without a
+        graph and kept for every step of the batch in ``extras["source_cache"]`` (the engine's), else per step."""
+        store = self.extras.get("source_cache", self._cache)
+        if key not in store:
+            with torch.no_grad():
+                value = fn()
+            # detach too: a network that returns its input unchanged would otherwise pass x_src's graph on
+            store[key] = ({k: v.detach() for k, v in value.items()} if isinstance(value, dict) else value.detach())
+        return store[key]
+
     def target_logits(self) -> torch.Tensor:
         # .float(): under bf16 autocast the network runs in bf16, the losses read fp32.
         return self.cached("target_logits", lambda: self.models["target"](self.x_hat).float())

@@ -44,7 +44,7 @@ class PerceptualLoss(LossTerm):
         check_image_pair(ctx.x_hat, ctx.x_src)
         backbone = ctx.models["perceptual"]
         f_hat = ctx.cached("perc_taps_hat", lambda: backbone.taps(ctx.x_hat))
-        f_src = ctx.cached("perc_taps_src", lambda: {k: v.detach() for k, v in backbone.taps(ctx.x_src).items()})
+        f_src = ctx.source_features("perc_taps_src", lambda: backbone.taps(ctx.x_src))
         total = torch.zeros(len(ctx.x_hat), device=ctx.x_hat.device)
         for tap, w in self.tap_weights.items():
             if tap not in f_hat:
