@@ -41,7 +41,7 @@ class SFace(nn.Module):
         """RGB N×3×112×112 in [0, 255] -> raw (unnormalised) embeddings N×128 (norm ~5–15 on faces)."""
         if x.ndim != 4 or tuple(x.shape[1:]) != (3, SFACE_SIZE, SFACE_SIZE):
             raise ValueError(f"x must be N×3×{SFACE_SIZE}×{SFACE_SIZE}, got {tuple(x.shape)}")
-        # channels_last: the graph is mostly depthwise / pointwise convolutions, 1.7x faster in this layout on CPU.
+        # channels_last: the graph is mostly depthwise / pointwise convolutions, faster in this layout on CPU.
         return self.graph(x.contiguous(memory_format=torch.channels_last))
 
     def forward(self, x: torch.Tensor, normalize: bool = True) -> torch.Tensor:
