@@ -25,7 +25,7 @@ from mia_app.config import SynthIDConfig
 from mia_app.data import load_benchmark
 from mia_app.data.benchmark import to_signed
 from mia_app.evaluation.verification import verification_auc
-from mia_app.models.id_encoders import load_id_encoder
+from mia_app.models.id_encoders import embed_images, load_id_encoder
 
 OUT = Path("results/benchmarks")
 
@@ -35,11 +35,6 @@ def forward_backward(encoder: torch.nn.Module, x: torch.Tensor) -> float:
     t0 = time.perf_counter()
     encoder(x).sum().backward()
     return time.perf_counter() - t0
-
-
-@torch.no_grad()
-def embed(encoder: torch.nn.Module, images_uint8: torch.Tensor, batch: int = 200) -> torch.Tensor:
-    return torch.cat([encoder(to_signed(images_uint8[i : i + batch])) for i in range(0, len(images_uint8), batch)])
 
 
 def main() -> None:
@@ -59,7 +54,7 @@ def main() -> None:
         times["sface"].append(forward_backward(sface, x))
         times["sface32"].append(forward_backward(student, x))
     ratios = [a / b for a, b in zip(times["sface"], times["sface32"], strict=True)]
-    e_t, e_s = embed(sface, bench.public.images), embed(student, bench.public.images)
+    e_t, e_s = embed_images(sface, bench.public.images, 200), embed_images(student, bench.public.images, 200)
     cos = (e_t * e_s).sum(1)
     labels = bench.public.labels
     result = {

@@ -212,11 +212,11 @@ class Inversion:
         k = self.cfg.identities_per_batch
         batches = [targets[i : i + k] for i in range(0, len(targets), k)]
         mine = shard.take(list(enumerate(batches)))
+        if not mine:
+            raise ValueError(f"shard {shard.rank} of {shard.world} has no batch of these {len(batches)} batches")
         targets = [t for _, b in mine for t in b]
         self.cb.on_start({"targets": targets, "batches": [b for _, b in mine], "config": self.cfg.model_dump(
             mode="json"), "device": str(self.device), "shard": [shard.rank, shard.world]})
-        if not mine:
-            raise ValueError(f"shard {shard.rank} of {shard.world} has no batch of these {len(targets)} targets")
         results = [self.attack_batch(b, i) for i, b in mine]
         merged = {key: torch.cat([r[key] for r in results]) for key in results[0]}
         if self.out is not None:

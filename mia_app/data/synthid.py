@@ -34,8 +34,17 @@ def cache_key(cfg: SynthIDConfig) -> str:
     return hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()[:12]
 
 
+def identity_latents(seed: int, n_identities: int, per_identity: int, sigma: float) -> torch.Tensor:
+    """z_id ~ N(0, I) per identity and G's inputs z_id + sigma·eps, (n_identities·per_identity)×100, identity-major."""
+    g = torch.Generator().manual_seed(seed)
+    z_id = torch.randn(n_identities, Z_DIM, generator=g)
+    eps = torch.randn(n_identities, per_identity, Z_DIM, generator=g)
+    return (z_id[:, None, :] + sigma * eps).reshape(-1, Z_DIM)
+
+
 @torch.no_grad()
-def _render(generator: torch.nn.Module, z: torch.Tensor, resolution: int, desc: str) -> torch.Tensor:
+def render(generator: torch.nn.Module, z: torch.Tensor, resolution: int, desc: str = "") -> torch.Tensor:
+    """G(z) area-downsampled to ``resolution``, as uint8 N×3×R×R."""
     out = []
     for i in tqdm(range(0, len(z), _BATCH), desc=desc, leave=False, disable=len(z) <= _BATCH):
         x = generator(z[i : i + _BATCH])
@@ -49,23 +58,17 @@ def _render(generator: torch.nn.Module, z: torch.Tensor, resolution: int, desc: 
 def generate_synthid(cfg: SynthIDConfig) -> Benchmark:
     """Generate the benchmark from scratch (deterministic in ``cfg``; about 10 s for the default on 2 cores)."""
     generator = load_dcgan()
-    g_priv = torch.Generator().manual_seed(cfg.seed)
-    z_id = torch.randn(cfg.n_private, Z_DIM, generator=g_priv)
     per_id = cfg.train_per_id + cfg.test_per_id
-    eps = torch.randn(cfg.n_private, per_id, Z_DIM, generator=g_priv)
-    z = (z_id[:, None, :] + cfg.sigma * eps).reshape(-1, Z_DIM)
-    images = _render(generator, z, cfg.resolution, "private").view(cfg.n_private, per_id, 3, cfg.resolution, -1)
+    z = identity_latents(cfg.seed, cfg.n_private, per_id, cfg.sigma)
+    images = render(generator, z, cfg.resolution, "private").view(cfg.n_private, per_id, 3, cfg.resolution, -1)
     labels = torch.arange(cfg.n_private)[:, None].expand(-1, per_id)
 
     def take(lo: int, hi: int) -> Split:
         return Split(images[:, lo:hi].reshape(-1, *images.shape[2:]).clone(), labels[:, lo:hi].reshape(-1).clone())
 
-    g_pub = torch.Generator().manual_seed(cfg.seed + _PUBLIC_STREAM)
-    z_pub = torch.randn(cfg.n_public, Z_DIM, generator=g_pub)
-    eps_pub = torch.randn(cfg.n_public, cfg.public_per_id, Z_DIM, generator=g_pub)
-    zp = (z_pub[:, None, :] + cfg.sigma * eps_pub).reshape(-1, Z_DIM)
+    zp = identity_latents(cfg.seed + _PUBLIC_STREAM, cfg.n_public, cfg.public_per_id, cfg.sigma)
     public = Split(
-        _render(generator, zp, cfg.resolution, "public"),
+        render(generator, zp, cfg.resolution, "public"),
         torch.arange(cfg.n_public).repeat_interleave(cfg.public_per_id),
     )
     return Benchmark(

@@ -18,9 +18,9 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from mia_app.config import DistillConfig
-from mia_app.data.benchmark import to_signed, to_uint8
-from mia_app.data.synthid import data_root
-from mia_app.models.dcgan import Z_DIM, load_dcgan
+from mia_app.data.synthid import data_root, identity_latents, render
+from mia_app.models.dcgan import load_dcgan
+from mia_app.models.id_encoders import embed_images
 
 CHUNK = 1024  # images per chunk file: a killed run loses at most one chunk of labelling
 
@@ -39,18 +39,8 @@ def set_folder(cfg: DistillConfig) -> Path:
 
 def training_latents(cfg: DistillConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """(z: (n_identities·per_identity)×100, identity labels), deterministic in the config."""
-    g = torch.Generator().manual_seed(cfg.data.seed + cfg.stream)
-    z_id = torch.randn(cfg.n_identities, Z_DIM, generator=g)
-    eps = torch.randn(cfg.n_identities, cfg.per_identity, Z_DIM, generator=g)
-    z = (z_id[:, None, :] + cfg.sigma * eps).reshape(-1, Z_DIM)
+    z = identity_latents(cfg.data.seed + cfg.stream, cfg.n_identities, cfg.per_identity, cfg.sigma)
     return z, torch.arange(cfg.n_identities).repeat_interleave(cfg.per_identity)
-
-
-@torch.no_grad()
-def teacher_embeddings(teacher: torch.nn.Module, images_uint8: torch.Tensor, batch: int = 64) -> torch.Tensor:
-    """Unit-norm teacher embeddings N×128 of uint8 images N×3×R×R (the teacher resizes to its own input)."""
-    out = [teacher(to_signed(images_uint8[i : i + batch])) for i in range(0, len(images_uint8), batch)]
-    return torch.cat(out)
 
 
 @torch.no_grad()
@@ -71,12 +61,11 @@ def build_teacher_set(cfg: DistillConfig, teacher: torch.nn.Module | None = None
         teacher = load_sface()
     generator = load_dcgan()
     for start in tqdm(missing, desc="teacher set", unit="chunk"):
-        x = generator(z[start : start + CHUNK])
-        x = to_uint8(torch.nn.functional.adaptive_avg_pool2d(x, cfg.data.resolution))
+        x = render(generator, z[start : start + CHUNK], cfg.data.resolution)
         tensors = {"images": x.contiguous(), "labels": labels[start : start + CHUNK].contiguous(),
-                   "teacher": teacher_embeddings(teacher, x).contiguous()}
+                   "teacher": embed_images(teacher, x).contiguous()}
         if cfg.flip:
-            tensors["teacher_flipped"] = teacher_embeddings(teacher, x.flip(-1)).contiguous()
+            tensors["teacher_flipped"] = embed_images(teacher, x.flip(-1)).contiguous()
         path = folder / f"chunk-{start // CHUNK:04d}.safetensors"
         save_file(tensors, str(path.with_suffix(".tmp")))
         path.with_suffix(".tmp").replace(path)  # a chunk is either whole or absent

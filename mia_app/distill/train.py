@@ -24,8 +24,9 @@ from tqdm import tqdm
 from mia_app.config import DistillConfig
 from mia_app.data import load_benchmark
 from mia_app.data.benchmark import to_signed
-from mia_app.distill.teacher_set import load_teacher_set, set_folder, teacher_embeddings
+from mia_app.distill.teacher_set import load_teacher_set, set_folder
 from mia_app.evaluation.verification import verification_auc
+from mia_app.models.id_encoders import embed_images
 from mia_app.models.sface_student import SFaceStudent, save_student
 
 
@@ -42,7 +43,7 @@ def heldout_set(cfg: DistillConfig, teacher: torch.nn.Module | None = None) -> d
 
         teacher = load_sface()
     out = {"images": bench.public.images.contiguous(), "labels": bench.public.labels.contiguous(),
-           "teacher": teacher_embeddings(teacher, bench.public.images).contiguous()}
+           "teacher": embed_images(teacher, bench.public.images).contiguous()}
     cache.parent.mkdir(parents=True, exist_ok=True)
     save_file(out, str(cache.with_suffix(".tmp")))
     cache.with_suffix(".tmp").replace(cache)  # atomic: a killed run leaves no half file

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 ID_ENCODERS = ("sface32", "sface")
 
@@ -19,3 +20,12 @@ def load_id_encoder(name: str, device: str | torch.device = "cpu") -> nn.Module:
 
         return load_sface(device)
     raise ValueError(f"unknown id_encoder {name!r}; choose one of {list(ID_ENCODERS)}")
+
+
+@torch.no_grad()
+def embed_images(encoder: nn.Module, images_uint8: torch.Tensor, batch: int = 64, desc: str = "") -> torch.Tensor:
+    """Embeddings N×D of uint8 images N×3×R×R, in batches (a progress bar when ``desc`` names it)."""
+    out = []
+    for i in tqdm(range(0, len(images_uint8), batch), desc=desc, leave=False, disable=not desc):
+        out.append(encoder(images_uint8[i : i + batch].float().div(127.5).sub(1)))
+    return torch.cat(out)

@@ -20,18 +20,10 @@ from tqdm import tqdm
 
 from mia_app.config import PriorTrainConfig
 from mia_app.data import Benchmark, load_benchmark
+from mia_app.models.id_encoders import embed_images
 from mia_app.prior.model import IdentityPrior, default_unet
 from mia_app.prior.sampler import sample_from_noise
 from mia_app.viz import save_grid
-
-
-@torch.no_grad()
-def embed_images(encoder: torch.nn.Module, images_uint8: torch.Tensor, batch: int = 64) -> torch.Tensor:
-    """Unit-norm codes N×128 for uint8 images N×3×R×R."""
-    out = []
-    for i in tqdm(range(0, len(images_uint8), batch), desc="SFace codes", leave=False):
-        out.append(encoder(images_uint8[i : i + batch].float().div(127.5).sub(1)))
-    return torch.cat(out)
 
 
 def public_codes(bench: Benchmark, cache: Path) -> torch.Tensor:
@@ -41,7 +33,7 @@ def public_codes(bench: Benchmark, cache: Path) -> torch.Tensor:
             return codes
     from mia_app.models.sface import load_sface
 
-    codes = embed_images(load_sface(), bench.public.images)
+    codes = embed_images(load_sface(), bench.public.images, desc="SFace codes")
     cache.parent.mkdir(parents=True, exist_ok=True)
     save_file({"codes": codes.contiguous()}, str(cache))
     return codes
