@@ -128,7 +128,7 @@ def main() -> None:
     from mia_app.losses.attributes import load_attribute_predictors
 
     # The candidates and initial codes of the preset as it is (the student's codes are SFace-space codes).
-    c0, x_src, y = Inversion(after, models, bench).select_initial(targets)
+    c0, _, x_src, y = Inversion(after, models, bench).select_initial(targets)
     n = len(x_src)
     c = F.normalize(c0, dim=1).repeat_interleave(after.candidates, 0)
     g = torch.Generator().manual_seed(0)

@@ -104,9 +104,9 @@ class SchemesConfig(StrictModel):
 class LoraSettings(StrictModel):
     rank: int = Field(4, ge=1, le=256)
     alpha: float = Field(4.0, gt=0)
-    # The prior has no attention; the code enters each block through time_emb_proj, and conv1/conv2
-    # shape the block's features, so these are where a low-rank update can change identity.
-    target_modules: list[str] = Field(default_factory=lambda: ["conv1", "conv2", "time_emb_proj"])
+    target_modules: list[str] | None = Field(
+        None, description="layers that get an adapter; unset: the prior kind's own (pixel: conv1, conv2, "
+        "time_emb_proj; latent: fc1, fc2, emb_proj)")
 
 
 class AttackConfig(StrictModel):
@@ -127,6 +127,9 @@ class AttackConfig(StrictModel):
     cls_loss: Literal["ce", "max_margin"] = "ce"
     cls_hinge_margin: float | None = Field(None, ge=0, description="max-margin as a hinge (>= 0), needed by D")
     init_top_k: int = Field(8, ge=1, description="public images (top-k by T's softmax) averaged into c_y^0")
+    search_space: int = Field(4000, ge=1, le=1_000_000, description="latent prior: random generator latents T "
+                              "ranks for the initial selection (PPA's search space); the pixel prior ranks the "
+                              "public images instead")
     candidates: int = Field(4, ge=1, le=256, description="candidates (public sources) per identity")
     keep: int = Field(2, ge=1, description="final selection: best candidates by T's confidence")
     identities_per_batch: int = Field(8, ge=1, le=1024)

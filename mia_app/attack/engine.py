@@ -1,7 +1,9 @@
 """The two-stage inversion, PPA's flow: select -> optimise (stage 1: c_y; stage 2: LoRA + c_y) -> select.
 
 Several target classes are attacked in one batch (``identities_per_batch``): their candidates share
-every UNet, SFace and T forward pass, so the cost per identity falls with the batch size.
+every prior, E_id and T forward pass, so the cost per identity falls with the batch size. The engine talks to
+the prior only through ``mia_app.prior.base.Prior``: sources come from its ``source_pool``, samples live in its
+space (ẑ) and every image loss sees the decoded face x̂ = prior.decode(ẑ).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from mia_app.attack.sharding import Shard
 from mia_app.data import Benchmark
 from mia_app.losses.base import AttackContext
 from mia_app.losses.factory import build_composer
-from mia_app.prior.model import IdentityPrior
+from mia_app.prior.base import Prior, SourcePool
 from mia_app.prior.sampler import sdedit_sample
 
 
@@ -48,6 +50,7 @@ class Inversion:
         self.cfg, self.models, self.bench, self.out = cfg, models, bench, out
         self.cb = CallbackList(callbacks or [BaseCallback()])
         self.device = models.device
+        self._pool: SourcePool | None = None
         self._public_probs: torch.Tensor | None = None
         self._prior_pool: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
@@ -56,21 +59,29 @@ class Inversion:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16")
 
     # ---- select -------------------------------------------------------------------------------------
+    def source_pool(self) -> SourcePool:
+        """The prior's public SDEdit sources: the public images (pixel prior) or ``search_space`` random
+        generator latents (latent prior)."""
+        if self._pool is None:
+            self._pool = self.models.prior.source_pool(self.bench, self.cfg.search_space, self.cfg.seed)
+        return self._pool
+
     def public_probs(self) -> torch.Tensor:
         if self._public_probs is None:
-            self._public_probs = softmax_over_pool(self.models.target, self.bench.public.images, self.device)
+            self._public_probs = softmax_over_pool(self.models.target, self.source_pool().images, self.device)
         return self._public_probs
 
     def prior_pool(self, size: int = 256, with_ids: bool = False):
-        """A fixed subset of public images with their own codes (and public identity ids): stage 2's prior
-        preservation data and scheme B3's public negatives."""
+        """A fixed subset of the source pool in the prior's space, with E_id codes of its faces (and public
+        identity ids): stage 2's prior preservation data and scheme B3's public negatives."""
         if self._prior_pool is None:
+            pool = self.source_pool()
             g = torch.Generator().manual_seed(self.cfg.seed + 7)
-            idx = torch.randperm(len(self.bench.public), generator=g)[: min(size, len(self.bench.public))]
-            x = self.bench.public.as_float(idx).to(self.device)
+            idx = torch.randperm(len(pool), generator=g)[: min(size, len(pool))]
+            x = pool.images[idx].to(self.device).float().div(127.5).sub(1)
             with torch.no_grad():
                 c = torch.cat([self.models.id_encoder(x[i : i + 64]) for i in range(0, len(x), 64)])
-            self._prior_pool = (x, c, self.bench.public.labels[idx].to(self.device))
+            self._prior_pool = (pool.latents[idx].to(self.device), c, pool.labels[idx].to(self.device))
         return self._prior_pool if with_ids else self._prior_pool[:2]
 
     def _negative_bank(self, batch: int):
@@ -79,27 +90,30 @@ class Inversion:
         s = self.cfg.schemes
         return NegativeBank(s.bank_size, s.bank_refresh_every, seed=self.cfg.seed * 1000 + batch).to(self.device)
 
-    def select_initial(self, targets: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(c0: B×128, x_src: (B·n)×3×R×R, y: B·n) from T's pseudo-labels of the public pool."""
-        probs = self.public_probs()
+    def select_initial(self, targets: list[int]):
+        """(c0: B×128, z_src: (B·n)×<prior space>, x_src: (B·n)×3×R×R in [-1, 1], y: B·n) from T's pseudo-labels
+        of the source pool."""
+        pool, probs = self.source_pool(), self.public_probs()
         n = self.cfg.candidates
-        codes, sources = [], []
+        codes, tops = [], []
         for y in targets:
             top = top_k_public(probs, y, max(self.cfg.init_top_k, n))
-            codes.append(initial_code(self.models.id_encoder, self.bench.public.images[top[: self.cfg.init_top_k]],
-                                      self.device))
-            sources.append(self.bench.public.as_float(top[:n]))
+            codes.append(initial_code(self.models.id_encoder, pool.images[top[: self.cfg.init_top_k]], self.device))
+            tops.append(top[:n])
+        top = torch.cat(tops)
         y = torch.tensor(targets).repeat_interleave(n).to(self.device)
-        return torch.stack(codes), torch.cat(sources).to(self.device), y
+        x_src = pool.images[top].to(self.device).float().div(127.5).sub(1)
+        return torch.stack(codes), pool.latents[top].to(self.device), x_src, y
 
     # ---- optimise -----------------------------------------------------------------------------------
     def _optimise(
         self,
         stage: int,
         scfg: StageConfig,
-        prior: IdentityPrior,
+        prior: Prior,
         c_raw: torch.nn.Parameter,
         param_groups: list[dict],
+        z_src: torch.Tensor,
         x_src: torch.Tensor,
         noise: torch.Tensor,
         y: torch.Tensor,
@@ -122,9 +136,10 @@ class Inversion:
                 raise AttackCancelled(f"cancelled at stage {stage} step {step}")
             c = F.normalize(c_raw, dim=1).repeat_interleave(n, 0)
             with record_function("step: prior sampling"), self.autocast():  # labels: benchmarks/step_profile.py
-                x_hat = sdedit_sample(prior, x_src, c, self.cfg.sampler.strength, self.cfg.sampler.num_steps,
+                z_hat = sdedit_sample(prior, z_src, c, self.cfg.sampler.strength, self.cfg.sampler.num_steps,
                                       self.cfg.sampler.guidance, noise=noise,
                                       gradient_checkpointing=self.cfg.sampler.gradient_checkpointing)
+                x_hat = prior.decode(z_hat)
             extras: dict[str, Any] = {"generator": gen, "targets": targets, "lora_params": lora_params,
                                       "source_cache": source_cache}
             if bank is not None:
@@ -135,7 +150,7 @@ class Inversion:
                 x_pool, c_pool = self.prior_pool()
                 pick = torch.randint(0, len(x_pool), (self.cfg.prior_batch,), generator=gen)
                 extras["public_batch"] = (x_pool[pick], c_pool[pick])
-            ctx = AttackContext(x_hat, x_src, c, y, stage, step, self.models.as_dict(prior), extras)
+            ctx = AttackContext(x_hat, x_src, c, y, stage, step, self.models.as_dict(prior), extras, z_hat=z_hat)
             with record_function("step: losses"), self.autocast():
                 total, _, logs = composer(ctx)
             opt.zero_grad(set_to_none=True)
@@ -174,25 +189,26 @@ class Inversion:
         # The global RNG (LoRA initialisation) is seeded per batch, so a batch gives the same images whichever
         # process runs it and whatever ran before it: a sharded run equals a single-process one.
         torch.manual_seed(cfg.seed * 1_000_003 + batch)
-        c0, x_src, y = self.select_initial(targets)
+        c0, z_src, x_src, y = self.select_initial(targets)
         g = torch.Generator().manual_seed(cfg.seed * 7919 + batch)
-        noise = torch.randn(x_src.shape, generator=g).to(self.device)  # fixed per candidate: paired runs
+        noise = torch.randn(z_src.shape, generator=g).to(self.device)  # fixed per candidate: paired runs
         c_raw = torch.nn.Parameter(c0.clone())
         # Stage 1: the code only, under the frozen prior.
         self._optimise(1, cfg.stage1, self.models.prior, c_raw, [{"params": [c_raw], "lr": cfg.stage1.lr}],
-                       x_src, noise, y, targets, batch)
+                       z_src, x_src, noise, y, targets, batch)
         # Stage 2: LoRA on the UNet (and the code, at its own rate).
         tuned, lora_params = with_lora(self.models.prior, cfg.lora)
         groups = [{"params": lora_params, "lr": cfg.stage2.lr}]
         if cfg.stage2.code_lr > 0:
             groups.append({"params": [c_raw], "lr": cfg.stage2.code_lr})
-        self._optimise(2, cfg.stage2, tuned, c_raw, groups, x_src, noise, y, targets, batch)
+        self._optimise(2, cfg.stage2, tuned, c_raw, groups, z_src, x_src, noise, y, targets, batch)
         # Final selection by T's confidence.
         with torch.no_grad():
             c = F.normalize(c_raw, dim=1)
             with self.autocast():  # the images the optimisation saw
-                x_hat = sdedit_sample(tuned, x_src, c.repeat_interleave(cfg.candidates, 0), cfg.sampler.strength,
-                                      cfg.sampler.num_steps, cfg.sampler.guidance, noise=noise).float()
+                z_hat = sdedit_sample(tuned, z_src, c.repeat_interleave(cfg.candidates, 0), cfg.sampler.strength,
+                                      cfg.sampler.num_steps, cfg.sampler.guidance, noise=noise)
+                x_hat = tuned.decode(z_hat).float()
             conf = target_confidence(self.models.target, x_hat, y)
         keep = final_selection(conf, y, cfg.keep)
         if self.out is not None:

@@ -14,7 +14,8 @@ from torch import nn
 from mia_app.assets import REPO_ROOT, AssetError, shipped_path
 from mia_app.attack.config import AttackConfig
 from mia_app.models.classifiers import load_classifier
-from mia_app.prior.model import IdentityPrior
+from mia_app.prior.base import Prior
+from mia_app.prior.io import prior_from_pretrained
 
 
 def resolve_device(name: str) -> torch.device:
@@ -32,7 +33,7 @@ def _local(path_or_id: str) -> Path | None:
     return p if p.exists() else None
 
 
-def load_prior(name: str) -> IdentityPrior:
+def load_prior(name: str) -> Prior:
     local = _local(name)
     if local is None and name.startswith(("assets/", "./", "/")):
         raise AssetError(f"prior {name!r} not found; train one with `python -m mia_app train-prior --ship`")
@@ -40,7 +41,7 @@ def load_prior(name: str) -> IdentityPrior:
         for f in sorted(local.resolve().rglob("*")):  # verify the shipped prior against the manifest
             if f.is_file():
                 shipped_path(str(f.relative_to(REPO_ROOT)))
-    return IdentityPrior.from_pretrained(local or name)
+    return prior_from_pretrained(local or name)
 
 
 def load_target(name: str) -> tuple[nn.Module, dict]:
@@ -55,7 +56,7 @@ def load_target(name: str) -> tuple[nn.Module, dict]:
 
 @dataclass
 class AttackModels:
-    prior: IdentityPrior
+    prior: Prior
     target: nn.Module
     target_meta: dict
     id_encoder: nn.Module
@@ -75,7 +76,7 @@ class AttackModels:
         return cls(prior, target.to(device), meta, load_id_encoder(cfg.id_encoder, device), load_mobilenet_v2(device),
                    device)
 
-    def as_dict(self, prior: IdentityPrior | None = None) -> dict[str, nn.Module]:
+    def as_dict(self, prior: Prior | None = None) -> dict[str, nn.Module]:
         return {
             "prior": prior or self.prior,
             "target": self.target,

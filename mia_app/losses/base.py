@@ -25,6 +25,8 @@ class AttackContext:
     y: N target classes.
     logs: diagnostics a term records for this step (not losses, so no ``L_`` prefix), e.g. scheme A's
         ``tw_prior``; the composer logs them next to the ``L_<name>`` values.
+    z_hat: the candidates in the prior's space (x̂ = prior.decode(ẑ)): a latent N×D for the latent prior; None
+        where that space is the image itself (the pixel prior), so ``prior_sample`` is x̂.
     """
 
     x_hat: torch.Tensor
@@ -37,6 +39,12 @@ class AttackContext:
     extras: dict[str, Any] = field(default_factory=dict)
     _cache: dict[str, Any] = field(default_factory=dict)
     logs: dict[str, float] = field(default_factory=dict)
+    z_hat: torch.Tensor | None = None
+
+    @property
+    def prior_sample(self) -> torch.Tensor:
+        """The candidates in the prior's own space, what the prior's denoising loss scores."""
+        return self.x_hat if self.z_hat is None else self.z_hat
 
     def cached(self, key: str, fn: Callable[[], Any]) -> Any:
         if key not in self._cache:

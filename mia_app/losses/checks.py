@@ -28,6 +28,13 @@ def check_images(name: str, x: torch.Tensor, n: int | None = None) -> None:
     check_finite(name, x)
 
 
+def check_latents(name: str, z: torch.Tensor, sample_shape: tuple[int, ...]) -> None:
+    """z: N×<sample_shape> float latents, finite."""
+    if not isinstance(z, torch.Tensor) or not z.is_floating_point() or tuple(z.shape[1:]) != tuple(sample_shape):
+        raise ValueError(f"{name} must be N×{'×'.join(map(str, sample_shape))} latents, got shape {_shape(z)}")
+    check_finite(name, z)
+
+
 def check_image_pair(x_hat: torch.Tensor, x_src: torch.Tensor) -> None:
     """x̂ and its source: both valid images of exactly the same shape (same batch and resolution)."""
     check_images("x_hat", x_hat)

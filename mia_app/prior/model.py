@@ -25,6 +25,8 @@ from diffusers import DDPMScheduler, UNet2DModel
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from mia_app.prior.base import Prior, SourcePool
+
 CODE_DIM = 128
 
 
@@ -47,8 +49,16 @@ def default_scheduler() -> DDPMScheduler:
     return DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", prediction_type="epsilon")
 
 
-class IdentityPrior(nn.Module):
-    """eps_theta(x_t, t, c). x_t: N×3×R×R (the noised image in [-1, 1] scale), t: N int, c: N×128 or None."""
+class IdentityPrior(Prior):
+    """The pixel prior: eps_theta(x_t, t, c). x_t: N×3×R×R (the noised image in [-1, 1] scale), t: N int, c: N×128
+    or None. Its space is the image itself: ``decode`` is the identity and the SDEdit sources are the public
+    images."""
+
+    kind = "pixel"
+    # The prior has no attention; the code enters each block through time_emb_proj, and conv1/conv2
+    # shape the block's features, so these are where a low-rank update can change identity.
+    default_lora_targets = ("conv1", "conv2", "time_emb_proj")
+    clip_sample = 1.0
 
     def __init__(self, unet: UNet2DModel, scheduler: DDPMScheduler | None = None, code_dim: int = CODE_DIM):
         super().__init__()
@@ -66,25 +76,29 @@ class IdentityPrior(nn.Module):
     def resolution(self) -> int:
         return int(self.unet.config.sample_size)
 
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return (int(self.unet.config.in_channels), self.resolution, self.resolution)
+
+    @property
+    def adapter_host(self) -> nn.Module:
+        return self.unet
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return z.clamp(-1, 1)
+
+    def source_pool(self, bench, size: int, seed: int) -> SourcePool:
+        """All of the benchmark's public images (``size`` and ``seed`` concern generator latents only)."""
+        images = bench.public.images
+        return SourcePool(images.float().div(127.5).sub(1), images, bench.public.labels)
+
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         if x_t.ndim != 4:
             raise ValueError(f"x_t must be N×C×H×W, got {tuple(x_t.shape)}")
         class_labels = None
         if self.conditioned:
-            if c is None:
-                c = x_t.new_zeros(len(x_t), self.code_dim)
-            if c.shape != (len(x_t), self.code_dim):
-                raise ValueError(f"c must be N×{self.code_dim}, got {tuple(c.shape)}")
-            class_labels = self.code_proj(c)
+            class_labels = self.code_proj(self.check_code(c, len(x_t), x_t))
         return self.unet(x_t, t, class_labels=class_labels).sample
-
-    def guided(self, x_t: torch.Tensor, t: torch.Tensor, c: torch.Tensor, guidance: float = 1.0) -> torch.Tensor:
-        """Classifier-free guidance: eps_u + w (eps_c - eps_u); w = 1 is the plain conditional model."""
-        if guidance == 1.0 or not self.conditioned:
-            return self(x_t, t, c)
-        eps = self(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([c, torch.zeros_like(c)]))
-        eps_c, eps_u = eps.chunk(2)
-        return eps_u + guidance * (eps_c - eps_u)
 
     def save_pretrained(self, folder: str | Path, fp16: bool = True, extra: dict | None = None) -> None:
         folder = Path(folder)
@@ -99,7 +113,7 @@ class IdentityPrior(nn.Module):
         if self.code_proj is not None:
             state = {k: (v.half() if fp16 else v).contiguous() for k, v in self.code_proj.state_dict().items()}
             save_file(state, str(folder / "code_proj.safetensors"))
-        meta = {"code_dim": self.code_dim, "conditioned": self.conditioned, **(extra or {})}
+        meta = {"kind": self.kind, "code_dim": self.code_dim, "conditioned": self.conditioned, **(extra or {})}
         (folder / "prior_config.json").write_text(json.dumps(meta, indent=2))
 
     @classmethod

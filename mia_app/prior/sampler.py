@@ -1,8 +1,9 @@
-"""Differentiable SDEdit + DDIM sampler.
+"""Differentiable SDEdit + DDIM sampler, in the prior's own space (``Prior.sample_shape``).
 
-x_src (a public face, N×3×R×R in [-1, 1]) is noised to strength t0 and denoised with K deterministic
-DDIM steps (eta = 0) under the identity code c, so x̂ keeps the source's pose and lighting and takes
-on identity c. Unlike the diffusers pipelines (``@torch.no_grad``), every step is differentiable with
+z_src (a public source in the prior's space: an image N×3×R×R in [-1, 1] for the pixel prior, a generator
+latent N×D for the latent prior) is noised to strength t0 and denoised with K deterministic DDIM steps
+(eta = 0) under the identity code c, so the result keeps the source's pose and lighting and takes on
+identity c; ``prior.decode`` turns it into the face x̂. Unlike the diffusers pipelines (``@torch.no_grad``), every step is differentiable with
 respect to c and to any trainable (LoRA) weight in the UNet. Each step runs under activation
 checkpointing: autograd keeps only each step's x_t and recomputes the UNet's activations in the backward pass,
 so the graph's memory is flat in K up to x_t itself (``benchmarks/sampler_memory.py``).
@@ -15,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from mia_app.prior.model import IdentityPrior
+from mia_app.prior.base import Prior
 
 
 def sdedit_timesteps(strength: torch.Tensor, num_steps: int, num_train_timesteps: int) -> torch.Tensor:
@@ -33,28 +34,22 @@ def sdedit_timesteps(strength: torch.Tensor, num_steps: int, num_train_timesteps
     return ts.round().long()
 
 
-def _alpha_bar(alphas_cumprod: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """alpha_bar_t with alpha_bar_{-1} = 1 (the clean end); shape N×1×1×1."""
-    a = torch.where(t >= 0, alphas_cumprod[t.clamp(min=0)], torch.ones_like(t, dtype=alphas_cumprod.dtype))
-    return a.view(-1, 1, 1, 1)
-
-
 def ddim_step(
-    prior: IdentityPrior, x_t: torch.Tensor, t: torch.Tensor, t_prev: torch.Tensor, c: torch.Tensor, guidance: float
+    prior: Prior, x_t: torch.Tensor, t: torch.Tensor, t_prev: torch.Tensor, c: torch.Tensor, guidance: float
 ) -> torch.Tensor:
-    alphas_cumprod = prior.scheduler.alphas_cumprod.to(x_t.device)
-    a_t, a_prev = _alpha_bar(alphas_cumprod, t), _alpha_bar(alphas_cumprod, t_prev)
+    a_t, a_prev = prior.alpha_bar(t, x_t.ndim), prior.alpha_bar(t_prev, x_t.ndim)
     eps = prior.guided(x_t, t.clamp(min=0), c, guidance)
     x0_hat = (x_t - (1 - a_t).sqrt() * eps) / a_t.sqrt()
-    # Clip x0_hat to the data range, as diffusers' DDIM does (clip_sample): at high noise 1/sqrt(alpha_bar)
-    # amplifies any eps error. Straight-through, so pixels outside the range still pass gradients back.
-    x0_hat = x0_hat + (x0_hat.clamp(-1, 1) - x0_hat).detach()
+    if prior.clip_sample is not None:
+        # Clip x0_hat to the data range, as diffusers' DDIM does (clip_sample): at high noise 1/sqrt(alpha_bar)
+        # amplifies any eps error. Straight-through, so values outside the range still pass gradients back.
+        x0_hat = x0_hat + (x0_hat.clamp(-prior.clip_sample, prior.clip_sample) - x0_hat).detach()
     eps = (x_t - a_t.sqrt() * x0_hat) / (1 - a_t).sqrt()
     return a_prev.sqrt() * x0_hat + (1 - a_prev).sqrt() * eps
 
 
 def sdedit_sample(
-    prior: IdentityPrior,
+    prior: Prior,
     x_src: torch.Tensor,
     c: torch.Tensor | None,
     strength: float | torch.Tensor = 0.6,
@@ -64,12 +59,13 @@ def sdedit_sample(
     generator: torch.Generator | None = None,
     gradient_checkpointing: bool = True,
 ) -> torch.Tensor:
-    """x̂ = sample(c, x_src): N×3×R×R in [-1, 1].
+    """ẑ = sample(c, x_src) in the prior's space, N×<prior.sample_shape> (images: in [-1, 1]); ``prior.decode(ẑ)``
+    is the face.
 
     ``noise`` fixes the SDEdit noise (for paired comparisons); otherwise it is drawn from ``generator``.
     """
-    if x_src.ndim != 4:
-        raise ValueError(f"x_src must be N×3×R×R, got {tuple(x_src.shape)}")
+    if tuple(x_src.shape[1:]) != tuple(prior.sample_shape):
+        raise ValueError(f"x_src must be N×{'×'.join(map(str, prior.sample_shape))}, got {tuple(x_src.shape)}")
     n = len(x_src)
     if c is None:
         c = x_src.new_zeros(n, prior.code_dim)
@@ -78,7 +74,7 @@ def sdedit_sample(
     ts = sdedit_timesteps(strength_t, num_steps, T)
     if noise is None:
         noise = torch.randn(x_src.shape, generator=generator, device="cpu").to(x_src.device)
-    a0 = _alpha_bar(prior.scheduler.alphas_cumprod.to(x_src.device), ts[:, 0])
+    a0 = prior.alpha_bar(ts[:, 0], x_src.ndim)
     x = a0.sqrt() * x_src + (1 - a0).sqrt() * noise
     for k in range(num_steps):
         args = (prior, x, ts[:, k], ts[:, k + 1], c, guidance)
@@ -87,7 +83,7 @@ def sdedit_sample(
             x = checkpoint(ddim_step, *args, use_reentrant=False)
         else:
             x = ddim_step(*args)
-    return x.clamp(-1, 1)
+    return x.clamp(-prior.clip_sample, prior.clip_sample) if prior.clip_sample is not None else x
 
 
 def _has_trainable(module: torch.nn.Module) -> bool:
@@ -96,11 +92,11 @@ def _has_trainable(module: torch.nn.Module) -> bool:
 
 @torch.no_grad()
 def sample_from_noise(
-    prior: IdentityPrior, c: torch.Tensor, num_steps: int = 25, guidance: float = 1.0, seed: int = 0
+    prior: Prior, c: torch.Tensor, num_steps: int = 25, guidance: float = 1.0, seed: int = 0
 ) -> torch.Tensor:
-    """Unconditional-start generation (strength 1): N×3×R×R in [-1, 1]."""
-    r = prior.resolution
+    """Generation from pure noise (strength 1), decoded: N×3×R×R faces in [-1, 1]."""
     g = torch.Generator().manual_seed(seed)
-    x_src = torch.zeros(len(c), 3, r, r, device=c.device)
+    x_src = torch.zeros(len(c), *prior.sample_shape, device=c.device)
     noise = torch.randn(x_src.shape, generator=g).to(c.device)
-    return sdedit_sample(prior, x_src, c, 1.0, num_steps, guidance, noise=noise, gradient_checkpointing=False)
+    z = sdedit_sample(prior, x_src, c, 1.0, num_steps, guidance, noise=noise, gradient_checkpointing=False)
+    return prior.decode(z)
