@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Literal
 
@@ -70,9 +71,24 @@ def load_yaml(path: str | Path, model: type[BaseModel], **overrides) -> BaseMode
     return model.model_validate(data)
 
 
-class PriorTrainConfig(StrictModel):
-    """Training of the identity-conditioned prior on the public pool (never on private data)."""
+def check_run_config(out: Path, cfg: BaseModel, may_change: tuple[str, ...] = ()) -> None:
+    """A run folder belongs to one config: resuming under another would mix schedules and data silently.
+    ``may_change`` names fields a resume may change (e.g. the step count of a constant-rate schedule)."""
+    saved = out / "config.json"
+    now = cfg.model_dump(mode="json")
+    if saved.is_file():
+        was = json.loads(saved.read_text())
+        changed = sorted(k for k in now.keys() | was.keys() if was.get(k) != now.get(k) and k not in may_change)
+        if changed:
+            raise ValueError(f"{out} was trained with another config ({', '.join(changed)} differ); "
+                             "use a new --out folder")
+    saved.write_text(json.dumps(now, indent=2))
 
+
+class PriorTrainConfig(StrictModel):
+    """Training of the identity-conditioned pixel prior on the public pool (never on private data)."""
+
+    kind: Literal["pixel"] = "pixel"
     resolution: Literal[32, 64] = 32
     channels: tuple[int, ...] = (32, 64, 64)
     steps: int = Field(6000, ge=1)
@@ -92,6 +108,32 @@ class PriorTrainConfig(StrictModel):
         if self.data.resolution != self.resolution:
             raise ValueError(f"prior resolution {self.resolution} != data resolution {self.data.resolution}")
         return self
+
+
+class LatentPriorTrainConfig(StrictModel):
+    """Training of the latent prior: an identity-conditioned denoiser over a public generator's latent z, on
+    unlimited public pairs (z ~ the generator's prior, c = E_id(G(z))). Never private data: the latents come from
+    their own random stream (``stream``), and the benchmark's public pool is held out for the fidelity figure."""
+
+    kind: Literal["latent"] = "latent"
+    decoder: str = Field("dcgan", description="public generator (registry name) whose latent the prior models")
+    id_encoder: Literal["sface32", "sface"] = Field("sface32", description="E_id of the codes: the attack's")
+    n_pairs: int = Field(131_072, ge=256, le=10_000_000, description="public (z, c) pairs, built in chunks")
+    stream: int = Field(4_000_037, ge=0, description="seed offset of the training latents' random stream")
+    width: int = Field(256, ge=16, le=4096)
+    depth: int = Field(6, ge=1, le=64)
+    emb_dim: int = Field(256, ge=16, le=4096)
+    steps: int = Field(8000, ge=1, le=10_000_000)
+    batch_size: int = Field(512, ge=8, le=65_536)
+    lr: float = Field(3e-4, gt=0, le=1.0)
+    p_uncond: float = Field(0.1, ge=0, le=1, description="probability of dropping the code (for guidance)")
+    ema_decay: float = Field(0.999, ge=0, lt=1)
+    save_every: int = Field(500, ge=1)
+    eval_every: int = Field(500, ge=1, description="fidelity on held-out public identities every N steps")
+    keep_checkpoints: int = Field(2, ge=1)
+    clip_sample: float = Field(4.0, gt=0, le=100, description="DDIM clips its z0 estimate to ±clip_sample")
+    seed: int = 0
+    data: SynthIDConfig = Field(default_factory=SynthIDConfig, description="benchmark whose public pool is held out")
 
 
 class DistillConfig(StrictModel):

@@ -19,6 +19,21 @@ def tiny_prior(seed: int = 0) -> IdentityPrior:
     return IdentityPrior(default_unet(32, (8, 16)))
 
 
+def tiny_latent_prior(seed: int = 0):
+    """A latent prior with a tiny untrained denoiser over the shipped DCGAN's z (the decoder is the real one)."""
+    from mia_app.peers.generators import load_generator
+    from mia_app.prior.denoiser import LatentDenoiser
+    from mia_app.prior.latent import LatentPrior
+
+    torch.manual_seed(seed)
+    denoiser = LatentDenoiser(width=16, depth=2, emb_dim=16)
+    torch.nn.init.normal_(denoiser.proj_out.weight, std=0.02)  # not the zero init: gradients reach every layer
+    return LatentPrior(denoiser, load_generator("dcgan", 32), "dcgan")
+
+
+PRIOR_KINDS = ("pixel", "latent")
+
+
 def save_tiny_target(path: Path, n_classes: int = 4, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     model = build_classifier("vgg", n_classes, 8)
@@ -28,10 +43,11 @@ def save_tiny_target(path: Path, n_classes: int = 4, seed: int = 0) -> Path:
     return path
 
 
-def tiny_attack_config(tmp: Path, **overrides) -> AttackConfig:
-    prior_dir = tmp / "prior"
+def tiny_attack_config(tmp: Path, prior_kind: str = "pixel", **overrides) -> AttackConfig:
+    """A tiny attack on the tiny benchmark; ``prior_kind`` "latent" swaps in ``tiny_latent_prior``."""
+    prior_dir = tmp / ("prior" if prior_kind == "pixel" else f"{prior_kind}_prior")
     if not prior_dir.exists():
-        tiny_prior().save_pretrained(prior_dir)
+        (tiny_prior() if prior_kind == "pixel" else tiny_latent_prior()).save_pretrained(prior_dir)
     target = tmp / "target.safetensors"
     if not target.exists():
         save_tiny_target(target)
@@ -50,6 +66,7 @@ def tiny_attack_config(tmp: Path, **overrides) -> AttackConfig:
         init_top_k=2,
         identities_per_batch=2,
         prior_batch=2,
+        search_space=64,
         device="cpu",
     )
     cfg.update(overrides)

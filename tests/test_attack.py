@@ -7,11 +7,12 @@ from safetensors.torch import load_file
 from mia_app.attack.config import AttackConfig
 from mia_app.attack.events import AttackCancelled, BaseCallback
 from mia_app.attack.run import run_attack
-from tests.helpers import tiny_attack_config
+from tests.helpers import PRIOR_KINDS, tiny_attack_config
 
 
-def test_two_step_smoke_attack_writes_a_run_folder(tmp_path):
-    cfg = tiny_attack_config(tmp_path)
+@pytest.mark.parametrize("prior_kind", PRIOR_KINDS)
+def test_two_step_smoke_attack_writes_a_run_folder(tmp_path, prior_kind):
+    cfg = tiny_attack_config(tmp_path, prior_kind)
     out = tmp_path / "run"
     summary = run_attack(cfg, [0, 1, 2], out)
     # two identities per batch -> two batches, two adapters
@@ -32,8 +33,9 @@ def test_two_step_smoke_attack_writes_a_run_folder(tmp_path):
     assert summary["targets"] == [0, 1, 2]
 
 
-def test_same_seed_same_images(tmp_path):
-    cfg = tiny_attack_config(tmp_path)
+@pytest.mark.parametrize("prior_kind", PRIOR_KINDS)
+def test_same_seed_same_images(tmp_path, prior_kind):
+    cfg = tiny_attack_config(tmp_path, prior_kind)
     a = run_attack(cfg, [1], tmp_path / "a")
     b = run_attack(cfg, [1], tmp_path / "b")
     run_attack(cfg, [1], tmp_path / "c", seed=5)
@@ -79,11 +81,12 @@ def test_presets_validate():
     assert seed.stage2.weights == {"prior": 1.5, "id": 0.8, "perc": 1.0, "cls": 1.0}
 
 
-def test_doctor_reads_a_healthy_run(tmp_path):
+@pytest.mark.parametrize("prior_kind", PRIOR_KINDS)
+def test_doctor_reads_a_healthy_run(tmp_path, prior_kind):
     from mia_app.attack.doctor import Doctor
 
     doctor = Doctor()
-    run_attack(tiny_attack_config(tmp_path), [0], tmp_path / "run", [doctor])
+    run_attack(tiny_attack_config(tmp_path, prior_kind), [0], tmp_path / "run", [doctor])
     status = {c.name: c.status for c in doctor.checks()}
     assert status["embedding norms are 1"] == "pass"
     assert status["cosines lie in [-1, 1]"] == "pass"
@@ -106,14 +109,15 @@ def test_doctor_flags_a_nan_and_dead_gradients():
     assert not doctor.ok()
 
 
+@pytest.mark.parametrize("prior_kind", PRIOR_KINDS)
 @pytest.mark.parametrize("schemes", [{"B3": True}, {"A": True}, {"C": True}, {"D": True},
                                      {"A": True, "B3": True, "C": True, "D": True}])
-def test_each_scheme_runs_and_logs_its_terms(tmp_path, schemes):
+def test_each_scheme_runs_and_logs_its_terms(tmp_path, schemes, prior_kind):
     from mia_app.attack.doctor import Doctor
 
     stage2 = {"steps": 2, "lr": 0.01, "weights": {"prior": 1.5, "id": 0.8, "perc": 1.0, "cls": 1.0, "reg": 0.01},
               "image_every": 1}
-    cfg = tiny_attack_config(tmp_path, schemes=schemes, stage2=stage2)
+    cfg = tiny_attack_config(tmp_path, prior_kind, schemes=schemes, stage2=stage2)
     doctor = Doctor()
     run_attack(cfg, [0, 1], tmp_path / "run", [doctor])
     logs = [json.loads(line)["logs"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]

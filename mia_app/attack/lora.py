@@ -33,7 +33,11 @@ def with_lora(prior: Prior, settings: LoraSettings) -> tuple[Prior, list[torch.n
     tuned = copy.deepcopy(prior)
     tuned.requires_grad_(False)
     targets = lora_targets(prior, settings)
-    inject_adapter_in_model(lora_config(settings, targets), tuned.adapter_host)  # in place
+    try:
+        inject_adapter_in_model(lora_config(settings, targets), tuned.adapter_host)  # in place
+    except ValueError as e:  # peft's message does not name our config field
+        raise ValueError(f"lora.target_modules: {targets} do not all match layers of this {prior.kind} prior "
+                         f"({e})") from e
     params = [p for n, p in tuned.adapter_host.named_parameters() if "lora_" in n]
     if not params:
         raise ValueError(f"lora.target_modules: none of {targets} is a layer of this {prior.kind} prior")

@@ -21,7 +21,7 @@ from accelerate import Accelerator
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from mia_app.config import DistillConfig
+from mia_app.config import DistillConfig, check_run_config
 from mia_app.data import load_benchmark
 from mia_app.data.benchmark import to_signed
 from mia_app.distill.teacher_set import load_teacher_set, set_folder
@@ -74,20 +74,6 @@ def learning_rate(peak: float, step: int, total: int, warmup: float = 0.05) -> f
     return 0.5 * peak * (1 + math.cos(math.pi * min(1.0, (step - w) / max(1, total - w))))
 
 
-def _check_same_config(out: Path, cfg: DistillConfig) -> None:
-    """A run folder belongs to one config: resuming under another would mix schedules and data silently."""
-    saved = out / "config.json"
-    now = cfg.model_dump(mode="json")
-    if saved.is_file():
-        was = json.loads(saved.read_text())
-        changed = sorted(k for k in now.keys() | was.keys() if was.get(k) != now.get(k))
-        if changed:
-            raise ValueError(f"{out} was trained with another config ({', '.join(changed)} differ); "
-                             "use a new --out folder")
-    else:
-        saved.write_text(json.dumps(now, indent=2))
-
-
 def _latest(out: Path) -> Path | None:
     ckpts = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     return ckpts[-1] if ckpts else None
@@ -106,7 +92,7 @@ def train_student(cfg: DistillConfig, out: Path, held: dict | None = None) -> di
     total_steps = cfg.epochs * steps_per_epoch
     student, opt = accelerator.prepare(student, opt)
     out.mkdir(parents=True, exist_ok=True)
-    _check_same_config(out, cfg)
+    check_run_config(out, cfg)
     start_epoch = 0
     if (last := _latest(out)) is not None:
         accelerator.load_state(str(last))

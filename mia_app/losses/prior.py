@@ -93,8 +93,9 @@ class PriorScoreLoss(_DenoisingLoss):
 class PriorPreservationLoss(_DenoisingLoss):
     """Stage 2: denoising loss on public samples with their own codes (``ctx.extras['public_batch']``).
 
-    The public batch is (M samples in the prior's space: M×3×R×R images in [-1, 1] or M×D latents, M×128 codes). Returns N per-sample values aligned with x̂
-    (the public batch's mean loss, broadcast), so it composes with the other per-sample terms.
+    The public batch is (M samples in the prior's space: M×3×R×R images in [-1, 1] or M×D latents; M×128 codes).
+    Returns N per-sample values aligned with x̂ (the public batch's mean loss, broadcast), so it composes with the
+    other per-sample terms.
 
     Raises (in ``forward``):
         ValueError: no public batch, or its images / codes are malformed, mismatched or not finite.

@@ -3,9 +3,10 @@
 z_src (a public source in the prior's space: an image N×3×R×R in [-1, 1] for the pixel prior, a generator
 latent N×D for the latent prior) is noised to strength t0 and denoised with K deterministic DDIM steps
 (eta = 0) under the identity code c, so the result keeps the source's pose and lighting and takes on
-identity c; ``prior.decode`` turns it into the face x̂. Unlike the diffusers pipelines (``@torch.no_grad``), every step is differentiable with
-respect to c and to any trainable (LoRA) weight in the UNet. Each step runs under activation
-checkpointing: autograd keeps only each step's x_t and recomputes the UNet's activations in the backward pass,
+identity c; ``prior.decode`` turns it into the face x̂. Unlike the diffusers pipelines (``@torch.no_grad``),
+every step is differentiable with respect to c and to any trainable (LoRA) weight in the prior. Each step can
+run under activation checkpointing: autograd keeps only each step's x_t and recomputes the network's
+activations in the backward pass,
 so the graph's memory is flat in K up to x_t itself (``benchmarks/sampler_memory.py``).
 
 Convention (diffusers): t = 0 is clean, t = T - 1 is (almost) pure noise; alpha_bar_t decreases in t.

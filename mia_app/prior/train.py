@@ -108,7 +108,7 @@ def train_prior(cfg: PriorTrainConfig, out: Path, bench: Benchmark | None = None
             ema_prior = _ema_copy(accelerator.unwrap_model(prior), ema)
             save_grid(sample_from_noise(ema_prior, fixed_codes.to(accelerator.device)), out / f"samples-{done:06d}.png")
         if done % cfg.save_every == 0 or done == cfg.steps:
-            _save_checkpoint(out, done, accelerator.unwrap_model(prior), ema, opt, cfg.keep_checkpoints)
+            save_checkpoint(out, done, accelerator.unwrap_model(prior), ema, opt, cfg.keep_checkpoints)
             log.flush()
     log.close()
     final = _ema_copy(accelerator.unwrap_model(prior), ema)
@@ -129,7 +129,7 @@ def default_unet_from(prior: IdentityPrior):
     return UNet2DModel.from_config(prior.unet.config)
 
 
-def _save_checkpoint(out: Path, step: int, prior: IdentityPrior, ema: EMAModel, opt, keep: int) -> None:
+def save_checkpoint(out: Path, step: int, prior: torch.nn.Module, ema: EMAModel, opt, keep: int) -> None:
     folder = out / f"checkpoint-{step}"
     tmp = out / f".tmp-checkpoint-{step}"
     shutil.rmtree(tmp, ignore_errors=True)
