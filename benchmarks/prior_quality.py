@@ -1,15 +1,16 @@
-"""Quality of a trained prior: conditioning fidelity and Fréchet distance to public images.
+"""Quality of a trained prior (either kind): conditioning fidelity, Fréchet distances, and what its SDEdit pass
+alone does to T's accuracy.
 
-Fidelity: for public identities held out of prior training, generate faces from noise under their SFace
-code c and report cos(E_id(x̂), c). References: the same cosine for a *real* held-out image of that
-identity (ceiling), and for a random other identity's code (floor).
-Fréchet distance: N generated faces vs N real public faces, on SFace (128-d) and MobileNetV2 deep-tap
-(pooled, 96-d) features.
+Fidelity: for held-out public identities (never in the prior's training data), generate faces from noise under
+the code c of one real image and report cos(E_id(x̂), c) with the prior's own code encoder. References: the
+same cosine for another *real* image of that identity (ceiling) and for a random other identity's code (floor).
+The same three figures are also judged by SFace (cos(SFace(x̂), SFace(x_ref))), the teacher of the student.
+Fréchet distance: N generated faces against N real public faces, on SFace and MobileNetV2 deep-tap features.
+Zero-step SDEdit: T's top-1 accuracy on the prior's SDEdit outputs of the attack's T-selected sources under the
+initial codes c⁰, with no optimisation step (the attack's starting point), against the sources' own accuracy.
 
-    python benchmarks/prior_quality.py --prior assets/prior --n 256
-
-The held-out identities and the data come from the prior's own ``prior_config.json`` (its training config);
-``--train-run`` reuses a training folder's cached SFace codes instead of recomputing them.
+    python benchmarks/prior_quality.py --prior assets/latent_prior --attack configs/attack/cpu-quick.yaml \
+        --out results/benchmarks/prior_quality-latent.json
 """
 
 from __future__ import annotations
@@ -21,75 +22,126 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from mia_app.config import PriorTrainConfig
+from mia_app.attack.config import AttackConfig
+from mia_app.config import PriorTrainConfig, SynthIDConfig
 from mia_app.data import load_benchmark
+from mia_app.data.benchmark import to_uint8
 from mia_app.evaluation.frechet import frechet_distance
+from mia_app.models.id_encoders import embed_images, load_id_encoder
 from mia_app.models.mobilenet_v2 import load_mobilenet_v2
-from mia_app.models.sface import load_sface
-from mia_app.prior.model import IdentityPrior
-from mia_app.prior.sampler import sample_from_noise
-from mia_app.prior.train import heldout_mask, public_codes
+from mia_app.prior.io import prior_from_pretrained
+from mia_app.prior.sampler import sample_from_noise, sdedit_sample
+from mia_app.prior.train import heldout_mask
+
+
+def heldout_pairs(prior_cfg: dict, n: int):
+    """(benchmark, index of a reference image, index of another image) for up to n held-out public identities."""
+    train = prior_cfg.get("train_config", {})
+    if prior_cfg.get("kind", "pixel") == "pixel":
+        cfg = PriorTrainConfig.model_validate(train)
+        bench = load_benchmark(cfg.data)
+        held = heldout_mask(bench.public.labels, cfg.heldout_fraction, cfg.seed)
+    else:  # the latent prior trains on fresh generator latents: the whole public pool is held out
+        bench = load_benchmark(SynthIDConfig.model_validate(train.get("data", {})))
+        held = torch.ones(len(bench.public), dtype=torch.bool)
+    labels = bench.public.labels
+    refs, others = [], []
+    for i in labels[held].unique().tolist():
+        idx = (held & (labels == i)).nonzero().squeeze(1)
+        if len(idx) >= 2:
+            refs.append(idx[0])
+            others.append(idx[1])
+    return bench, torch.stack(refs[:n]), torch.stack(others[:n])
+
+
+def identity_figures(encoder, x_gen_uint8, ref_uint8, other_uint8) -> dict:
+    e_gen, e_ref, e_other = (F.normalize(embed_images(encoder, x).float(), dim=1)
+                             for x in (x_gen_uint8, ref_uint8, other_uint8))
+    return {"fidelity_cos_mean": (e_gen * e_ref).sum(1).mean().item(),
+            "fidelity_cos_std": (e_gen * e_ref).sum(1).std().item(),
+            "ceiling_real_same_identity_cos": (e_other * e_ref).sum(1).mean().item(),
+            "floor_generated_vs_other_identity_cos": (e_gen * e_ref.roll(1, 0)).sum(1).mean().item()}
 
 
 @torch.no_grad()
-def batched(fn, x: torch.Tensor, bs: int = 64) -> torch.Tensor:
-    return torch.cat([fn(x[i : i + bs]) for i in range(0, len(x), bs)])
+def zero_step_sdedit(prior_path: str, attack: AttackConfig, classes: list[int]) -> dict:
+    """T's accuracy on the attack's sources and on their SDEdit under c⁰ with no optimisation."""
+    from mia_app.attack.engine import Inversion
+    from mia_app.attack.models import AttackModels
+
+    cfg = attack.model_copy(update={"prior": prior_path})
+    models = AttackModels.load(cfg)
+    inv = Inversion(cfg, models, load_benchmark(cfg.data))
+    hits_src = hits_sde = total = 0
+    for i in range(0, len(classes), cfg.identities_per_batch):
+        c0, z_src, x_src, y = inv.select_initial(classes[i : i + cfg.identities_per_batch])
+        g = torch.Generator().manual_seed(cfg.seed * 7919 + i)
+        noise = torch.randn(z_src.shape, generator=g).to(models.device)
+        c = F.normalize(c0, dim=1).repeat_interleave(cfg.candidates, 0)
+        x_hat = models.prior.decode(sdedit_sample(models.prior, z_src, c, cfg.sampler.strength,
+                                                  cfg.sampler.num_steps, cfg.sampler.guidance, noise=noise))
+        hits_src += (models.target(x_src).argmax(1) == y).sum().item()
+        hits_sde += (models.target(x_hat).argmax(1) == y).sum().item()
+        total += len(y)
+    return {"classes": len(classes), "candidates": total, "strength": cfg.sampler.strength,
+            "ddim_steps": cfg.sampler.num_steps, "T_acc_sources": hits_src / total, "T_acc_sdedit_c0": hits_sde / total}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--prior", default="assets/prior")
-    ap.add_argument("--train-run", type=Path, default=None,
-                    help="training folder whose cached public codes to reuse (default: recompute into .cache/)")
-    ap.add_argument("--n", type=int, default=256)
-    ap.add_argument("--steps", type=int, default=25, help="DDIM steps")
+    ap.add_argument("--prior", default="assets/latent_prior")
+    ap.add_argument("--attack", default="configs/attack/cpu-quick.yaml",
+                    help="attack preset whose sampler, candidates and selection the zero-step figure uses")
+    ap.add_argument("--classes", type=int, default=100, help="target classes 0..N-1 for the zero-step figure")
+    ap.add_argument("--n", type=int, default=256, help="held-out identities for fidelity and Fréchet")
+    ap.add_argument("--steps", type=int, default=25, help="DDIM steps from noise")
     ap.add_argument("--guidance", type=float, default=1.0)
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     prior_cfg = json.loads((Path(args.prior) / "prior_config.json").read_text())
     if "train_config" not in prior_cfg:
         raise SystemExit(f"{args.prior}/prior_config.json has no train_config: held-out identities unknown")
-    cfg = PriorTrainConfig.model_validate(prior_cfg["train_config"])
-    bench = load_benchmark(cfg.data)
-    cache = (args.train_run or Path(".cache") / "prior_quality") / "public_codes.safetensors"
-    codes = public_codes(bench, cache)
-    held = heldout_mask(bench.public.labels, cfg.heldout_fraction, cfg.seed)
-    prior = IdentityPrior.from_pretrained(args.prior).eval()
-    sface, mnet = load_sface(), load_mobilenet_v2()
-    idx = held.nonzero().squeeze(1)[: args.n]
-    c = codes[idx]
-    x_gen = torch.cat([sample_from_noise(prior, c[i : i + 64], args.steps, args.guidance, seed=i)
-                       for i in range(0, len(c), 64)])
-    e_gen = batched(sface, x_gen)
-    fidelity = (e_gen * c).sum(1)
-    # ceiling: another real image of the same held-out identity vs this code
-    labels = bench.public.labels[idx]
-    real_cos, rand_cos = [], []
-    for j, i in enumerate(idx.tolist()):
-        same = ((bench.public.labels == labels[j]) & (torch.arange(len(codes)) != i)).nonzero().squeeze(1)
-        if len(same):
-            real_cos.append((codes[same[0]] * c[j]).sum().item())
-        rand_cos.append((e_gen[j] * c[(j + 1) % len(c)]).sum().item())
-    n_fd = min(args.n, len(idx))
-    real = bench.public.as_float(torch.randperm(len(bench.public), generator=torch.Generator().manual_seed(1))[:n_fd])
-    e_real = batched(sface, real)
-    pool = lambda x: F.adaptive_avg_pool2d(mnet.taps(x, ("deep",))["deep"], 1).flatten(1)  # noqa: E731
+    bench, ref, other = heldout_pairs(prior_cfg, args.n)
+    # The pixel prior was trained on SFace codes (before the student existed); the latent prior names its encoder.
+    code_encoder = prior_cfg.get("code_encoder", "sface")
+    encoder = load_id_encoder(code_encoder, "cpu")
+    prior = prior_from_pretrained(args.prior).eval()
+    codes = F.normalize(embed_images(encoder, bench.public.images[ref]).float(), dim=1)
+    with torch.no_grad():
+        x_gen = torch.cat([sample_from_noise(prior, codes[i : i + 64], args.steps, args.guidance, seed=i)
+                           for i in range(0, len(codes), 64)])
+    gen_u8, ref_u8, other_u8 = to_uint8(x_gen), bench.public.images[ref], bench.public.images[other]
+    sface = load_id_encoder("sface", "cpu")
+    mnet = load_mobilenet_v2()
+    real = bench.public.images[torch.randperm(len(bench.public), generator=torch.Generator().manual_seed(1))[
+        : len(ref)]]
+    pool = lambda u8: F.adaptive_avg_pool2d(  # noqa: E731
+        mnet.taps(u8.float().div(127.5).sub(1), ("deep",))["deep"], 1).flatten(1)
+    with torch.no_grad():
+        fd_mnet = frechet_distance(torch.cat([pool(gen_u8[i : i + 64]) for i in range(0, len(ref), 64)]),
+                                   torch.cat([pool(real[i : i + 64]) for i in range(0, len(ref), 64)]))
+        fd_sface = frechet_distance(embed_images(sface, gen_u8), embed_images(sface, real))
     report = {
         "prior": args.prior,
-        "n_heldout_codes": len(idx),
+        "kind": prior_cfg.get("kind", "pixel"),
+        "code_encoder": code_encoder,
+        "n_heldout_identities": len(ref),
         "ddim_steps": args.steps,
         "guidance": args.guidance,
-        "fidelity_cos_mean": fidelity.mean().item(),
-        "fidelity_cos_std": fidelity.std().item(),
-        "ceiling_real_same_identity_cos": sum(real_cos) / max(1, len(real_cos)),
-        "floor_generated_vs_other_identity_cos": sum(rand_cos) / len(rand_cos),
-        "frechet_sface": {"N": n_fd, "backbone": "SFace 128-d", "value": frechet_distance(e_gen[:n_fd], e_real)},
-        "frechet_mobilenet": {"N": n_fd, "backbone": "MobileNetV2 deep tap (96-d, avg-pooled)",
-                              "value": frechet_distance(batched(pool, x_gen[:n_fd]), batched(pool, real))},
+        **identity_figures(encoder, gen_u8, ref_u8, other_u8),
+        "judged_by_sface": identity_figures(sface, gen_u8, ref_u8, other_u8),
+        "frechet_sface": {"N": len(ref), "backbone": "SFace 128-d", "value": fd_sface},
+        "frechet_mobilenet": {"N": len(ref), "backbone": "MobileNetV2 deep tap (96-d, avg-pooled)", "value": fd_mnet},
+        "zero_step_sdedit": zero_step_sdedit(args.prior, AttackConfig.from_yaml(args.attack),
+                                             list(range(args.classes))),
     }
+    gap = report["ceiling_real_same_identity_cos"] - report["floor_generated_vs_other_identity_cos"]
+    report["fidelity_gap_closed"] = (report["fidelity_cos_mean"] - report["floor_generated_vs_other_identity_cos"]) / gap
     print(json.dumps(report, indent=2))
     if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2))
         from mia_app.viz import save_grid
 
