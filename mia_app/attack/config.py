@@ -111,7 +111,8 @@ class LoraSettings(StrictModel):
 
 class AttackConfig(StrictModel):
     name: str = "attack"
-    prior: str = Field("assets/prior", description="our prior folder, a diffusers UNet2DModel folder or hub id")
+    prior: str = Field("assets/latent_prior", description="our prior folder (latent: assets/latent_prior, pixel: "
+                       "assets/prior), a diffusers UNet2DModel folder or hub id")
     target: str = Field("assets/target.safetensors", description="the attacked classifier T")
     data: SynthIDConfig | FolderConfig = Field(default_factory=SynthIDConfig, discriminator="kind")
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)

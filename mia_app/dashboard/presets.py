@@ -9,7 +9,8 @@ import yaml
 from mia_app.assets import REPO_ROOT
 from mia_app.attack.config import AttackConfig
 
-PRIOR_HINT = "train it with `python -m mia_app train-prior --config configs/prior/cpu.yaml --ship`"
+PRIOR_HINT = ("train one with `python -m mia_app train-prior --config configs/prior/latent.yaml --ship` (the latent "
+              "prior) or `--config configs/prior/cpu.yaml --ship` (the pixel prior)")
 TARGET_HINT = ("train it with `python -m mia_app train-classifier --role target "
                "--config configs/classifier/target.yaml --ship`")
 
