@@ -137,8 +137,9 @@ def main() -> None:
         "zero_step_sdedit": zero_step_sdedit(args.prior, AttackConfig.from_yaml(args.attack),
                                              list(range(args.classes))),
     }
-    gap = report["ceiling_real_same_identity_cos"] - report["floor_generated_vs_other_identity_cos"]
-    report["fidelity_gap_closed"] = (report["fidelity_cos_mean"] - report["floor_generated_vs_other_identity_cos"]) / gap
+    floor = report["floor_generated_vs_other_identity_cos"]
+    gap = report["ceiling_real_same_identity_cos"] - floor
+    report["fidelity_gap_closed"] = (report["fidelity_cos_mean"] - floor) / gap
     print(json.dumps(report, indent=2))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
