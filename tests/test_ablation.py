@@ -129,6 +129,29 @@ def test_a_variant_may_change_the_identity_encoder_and_precision_only(tmp_path):
         _ablation(tmp_path, variants={"baseline": {}, "x": {"cls_loss": "ce"}})  # not a variant setting
 
 
+def test_a_variant_may_run_another_preset_and_a_renamed_row_keeps_its_cells(tmp_path):
+    from mia_app.ablation.runner import _same_config
+
+    other = tmp_path / "other.yaml"
+    other.write_text(tiny_attack_config(tmp_path, "latent", candidates=3, keep=1).to_yaml())
+    cfg = _ablation(tmp_path, variants={"baseline": {}, "latent": {"preset": str(other), "B3": True}}, peers=[])
+    by = {c.variant: c for c in plan_cells(cfg)}
+    assert by["latent"].config.candidates == 3 and by["latent"].config.schemes.active() == ["B3"]
+    assert by["latent"].config.prior.endswith("latent_prior") and by["baseline"].config.candidates == 2
+    with pytest.raises(ValueError, match="preset must be an attack preset YAML"):
+        _ablation(tmp_path, variants={"baseline": {}, "x": {"preset": 3}})
+    # A finished cell saved under another row name, with the LoRA targets written out, is the same config.
+    cell = by["baseline"]
+    cell.folder.mkdir(parents=True)
+    saved = cell.config.model_copy(deep=True, update={"name": "old_row_name"})
+    saved.lora.target_modules = ["conv1", "conv2", "time_emb_proj"]  # the pixel prior's default, spelled out
+    (cell.folder / "config.yaml").write_text(saved.to_yaml())
+    assert _same_config(cell)
+    saved.lora.target_modules = ["conv1"]
+    (cell.folder / "config.yaml").write_text(saved.to_yaml())
+    assert not _same_config(cell)
+
+
 def test_an_outside_peer_cell_survives_a_change_to_our_attack_settings(tmp_path):
     from mia_app.ablation.runner import _same_config
 
@@ -325,8 +348,13 @@ def test_shipped_scoreboard_config_has_every_method_on_all_identities():
     assert cfg.target_list() == list(range(100)) and len(cfg.seeds) >= 2 and cfg.floor == "floor"
     kinds = {p.kind for p in cfg.peers}
     assert kinds == {"selection_only", "ppa", "miface", "stage1_only", "plg_max_margin"}
-    assert set(cfg.variants) == {"baseline", "A+B3+C+D", "baseline_sface"} and cfg.attack.endswith("cpu-quick.yaml")
-    assert cfg.variants["baseline_sface"] == {"id_encoder": "sface"}  # the student against SFace, paired
+    assert set(cfg.variants) == {"baseline", "A+B3+C+D", "baseline_pixel", "A+B3+C+D_pixel", "baseline_sface_pixel"}
+    assert cfg.attack.endswith("cpu-quick.yaml")
+    pixel = "configs/attack/cpu-quick-pixel.yaml"
+    # the student against SFace, paired, on the pixel prior
+    assert cfg.variants["baseline_sface_pixel"] == {"preset": pixel, "id_encoder": "sface"}
+    by = {c.variant: c.config for c in cells if c.seed == 0}
+    assert by["baseline"].prior == "assets/latent_prior" and by["baseline_pixel"].prior == "assets/prior"
     seeds = {}
     for c in cells:
         seeds.setdefault(c.variant, []).append(c.seed)

@@ -59,10 +59,11 @@ class Cell:
 
 
 # ---- configs of the cells -----------------------------------------------------------------------------
-def base_config(acfg: AblationConfig) -> AttackConfig:
+def base_config(acfg: AblationConfig, preset: str | None = None) -> AttackConfig:
+    """The ablation's attack preset (or a variant's own ``preset``), with the ablation's overrides."""
     from mia_app.assets import REPO_ROOT
 
-    path = Path(acfg.attack)
+    path = Path(preset or acfg.attack)
     if not path.is_file() and not path.is_absolute() and (REPO_ROOT / path).is_file():
         path = REPO_ROOT / path  # presets are named relative to the repository
     return AttackConfig.from_yaml(path, **acfg.attack_overrides)
@@ -71,9 +72,9 @@ def base_config(acfg: AblationConfig) -> AttackConfig:
 def variant_config(base: AttackConfig, toggles: dict, seed: int, name: str) -> AttackConfig:
     """The preset with exactly these scheme toggles (unnamed toggles off), the variant's settings (E_id,
     precision) and this seed."""
-    settings = {k: v for k, v in toggles.items() if k in VARIANT_SETTINGS}
+    settings = {k: v for k, v in toggles.items() if k in VARIANT_SETTINGS and k != "preset"}
     schemes = base.schemes.model_dump() | {k: False for k in SCHEME_TOGGLES} | {
-        k: v for k, v in toggles.items() if k not in settings}
+        k: v for k, v in toggles.items() if k not in VARIANT_SETTINGS}
     return AttackConfig.model_validate(base.model_dump() | settings | {"schemes": schemes, "seed": seed, "name": name})
 
 
@@ -87,8 +88,9 @@ def plan_cells(acfg: AblationConfig, base: AttackConfig | None = None) -> list[C
     out = acfg.out_dir()
     cells = []
     for seed in acfg.seeds:
-        cells += [Cell(name, seed, "ours", variant_config(base, toggles, seed, name), out / name / f"seed{seed}")
-                  for name, toggles in acfg.variants.items()]
+        for name, toggles in acfg.variants.items():
+            own = base_config(acfg, toggles["preset"]) if "preset" in toggles else base
+            cells.append(Cell(name, seed, "ours", variant_config(own, toggles, seed, name), out / name / f"seed{seed}"))
         for peer in acfg.peers:
             if peer.deterministic and seed != acfg.seeds[0]:
                 continue
@@ -102,6 +104,18 @@ def plan_cells(acfg: AblationConfig, base: AttackConfig | None = None) -> list[C
 
 
 # ---- running ------------------------------------------------------------------------------------------
+def _comparable(cfg: AttackConfig) -> dict:
+    """What decides a cell's images: the config without its name (a row's label), with the LoRA targets
+    resolved (unset means the prior kind's default, which older runs wrote out)."""
+    from mia_app.attack.lora import default_lora_targets
+
+    d = cfg.model_dump()
+    d.pop("name")
+    if d["lora"]["target_modules"] is None:
+        d["lora"]["target_modules"] = default_lora_targets(cfg.prior)
+    return d
+
+
 def _same_config(cell: Cell) -> bool:
     saved = cell.folder / "config.yaml"
     if not saved.is_file():
@@ -109,11 +123,11 @@ def _same_config(cell: Cell) -> bool:
     outside_peer = cell.peer is not None and cell.peer.kind not in ("stage1_only", "plg_max_margin")
     raw = yaml.safe_load(saved.read_text()) or {}
     raw.setdefault("id_encoder", "sface")  # written before E_id was a setting: those runs used SFace
-    was, now = AttackConfig.model_validate(raw).model_dump(), cell.config.model_dump()
+    was, now = (_comparable(c) for c in (AttackConfig.model_validate(raw), cell.config))
     if outside_peer:  # a change to our attack's settings (E_id, sampler, ...) does not touch a peer's cell
         from mia_app.peers import PEER_READS
 
-        was, now = ({k: d[k] for k in PEER_READS} for d in (was, now))
+        was, now = ({k: d[k] for k in PEER_READS if k in d} for d in (was, now))
     if was != now:
         return False
     if outside_peer:

@@ -137,8 +137,10 @@ def _method(cell, acfg: AblationConfig) -> str:
     if cell.peer is None:
         schemes = cell.config.schemes.active()
         c = cell.config
-        return (f"ours ({'+'.join(schemes) if schemes else 'no schemes'}), {c.stage1.steps} + {c.stage2.steps} "
-                f"steps, E_id {c.id_encoder}, {c.precision}")
+        from mia_app.prior.io import prior_kind
+
+        return (f"ours ({'+'.join(schemes) if schemes else 'no schemes'}), {prior_kind(c.prior)} prior, "
+                f"{c.stage1.steps} + {c.stage2.steps} steps, E_id {c.id_encoder}, {c.precision}")
     return describe(cell.peer)
 
 

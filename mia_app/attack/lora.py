@@ -21,6 +21,19 @@ def lora_targets(prior: Prior, settings: LoraSettings) -> list[str]:
     return list(settings.target_modules) if settings.target_modules else list(prior.default_lora_targets)
 
 
+def default_lora_targets(prior: str) -> list[str]:
+    """The LoRA targets of the prior kind at ``prior`` (a folder or hub id), without loading its weights."""
+    from mia_app.prior.io import prior_kind
+
+    if prior_kind(prior) == "latent":
+        from mia_app.prior.latent import LatentPrior
+
+        return list(LatentPrior.default_lora_targets)
+    from mia_app.prior.model import IdentityPrior
+
+    return list(IdentityPrior.default_lora_targets)
+
+
 def lora_config(settings: LoraSettings, targets: list[str]) -> LoraConfig:
     return LoraConfig(r=settings.rank, lora_alpha=settings.alpha, target_modules=targets, lora_dropout=0.0)
 
