@@ -68,7 +68,8 @@ class Inversion:
 
     def public_probs(self) -> torch.Tensor:
         if self._public_probs is None:
-            self._public_probs = softmax_over_pool(self.models.target, self.source_pool().images, self.device)
+            with self.autocast():  # ranking 4000 faces is a few seconds of the dashboard's time to a first image
+                self._public_probs = softmax_over_pool(self.models.target, self.source_pool().images, self.device)
         return self._public_probs
 
     def prior_pool(self, size: int = 256, with_ids: bool = False):

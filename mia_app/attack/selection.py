@@ -14,7 +14,7 @@ def softmax_over_pool(target: nn.Module, images_uint8: torch.Tensor, device: tor
     out = []
     for i in range(0, len(images_uint8), batch):
         x = images_uint8[i : i + batch].to(device).float().div(127.5).sub(1)
-        out.append(F.softmax(target(x), 1).cpu())
+        out.append(F.softmax(target(x).float(), 1).cpu())
     return torch.cat(out)
 
 

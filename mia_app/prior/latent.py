@@ -36,6 +36,16 @@ def latent_scheduler() -> DDPMScheduler:
     return DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="epsilon")
 
 
+def _pool_path(decoder: str, resolution: int, seed: int, size: int) -> Path | None:
+    from mia_app.evaluation.feature_cache import enabled
+
+    if not enabled():
+        return None
+    from mia_app.data.synthid import data_root
+
+    return Path(data_root()) / "source-pools" / f"{decoder}-{resolution}px-seed{seed}-{size}.safetensors"
+
+
 class LatentPrior(Prior):
     """eps_theta(z_t, t, c) over the decoder's latent; z_t N×D, t N ints, c N×code_dim or None (the null code)."""
 
@@ -83,15 +93,29 @@ class LatentPrior(Prior):
     @torch.no_grad()
     def source_pool(self, bench, size: int, seed: int) -> SourcePool:
         """``size`` random latents of the generator's own prior (PPA's search space) and their faces; each
-        latent is its own public identity."""
+        latent is its own public identity.
+
+        Rendering 4000 faces takes ~8 s on 2 cores, most of the dashboard's time to a first image, so the faces
+        are kept on disk (``$MIA_DATA_DIR/source-pools/``; ``MIA_FEATURE_CACHE=0`` turns it off): the latents
+        are a function of the seed, and the faces of the latents and the generator (a sha-verified wheel file).
+        """
         if size < 1:
             raise ValueError("the source pool needs at least one latent")
         if bench.resolution != self.resolution:
             raise ValueError(f"the prior decodes {self.resolution} px faces, the benchmark is {bench.resolution} px")
         g = torch.Generator().manual_seed(seed + _SOURCE_STREAM)
         z = self.decoder.sample_latents(size, g)
+        path = _pool_path(self.decoder_name, self.resolution, seed, size)
+        if path is not None and path.is_file():
+            cached = load_file(str(path))
+            if torch.equal(cached["latents"], z):
+                return SourcePool(z, cached["images"], torch.arange(size))
         device = next(self.decoder.parameters()).device
         images = torch.cat([to_uint8(self.decode(z[i : i + 256].to(device))).cpu() for i in range(0, size, 256)])
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_file({"latents": z.contiguous(), "images": images.contiguous()}, str(path.with_suffix(".tmp")))
+            path.with_suffix(".tmp").replace(path)
         return SourcePool(z, images, torch.arange(size))
 
     def save_pretrained(self, folder: str | Path, fp16: bool = True, extra: dict | None = None) -> None:
