@@ -73,7 +73,7 @@ def test_bad_targets_and_configs_fail_early(tmp_path):
 
 
 def test_presets_validate():
-    for name in ("seed", "cpu-quick", "gpu"):
+    for name in ("seed", "cpu-quick", "cpu", "cpu-quick-pixel", "gpu"):
         AttackConfig.from_yaml(f"configs/attack/{name}.yaml")
     seed = AttackConfig.from_yaml("configs/attack/seed.yaml")
     assert seed.stage1.steps == 1000 and seed.stage2.steps == 2000
