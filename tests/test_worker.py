@@ -6,9 +6,11 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from mia_app.service.store import JobStore
 from mia_app.service.worker import JobWorker
-from tests.helpers import tiny_attack_config
+from tests.helpers import PRIOR_KINDS, tiny_attack_config
 
 
 def _store(tmp_path) -> JobStore:
@@ -33,9 +35,10 @@ def _long(steps: int = 1000) -> dict:
     return {"stage1": {"steps": steps, "weights": {"id": 1.0, "cls": 1.0}, "image_every": 1}}
 
 
-def test_worker_runs_an_attack_and_mirrors_it_into_the_store(tmp_path):
+@pytest.mark.parametrize("prior_kind", PRIOR_KINDS)
+def test_worker_runs_an_attack_and_mirrors_it_into_the_store(tmp_path, prior_kind):
     store = _store(tmp_path)
-    job = _submit(store, tmp_path)
+    job = _submit(store, tmp_path, prior_kind=prior_kind)
     done = JobWorker(store).run_one()
     assert (done.id, done.status, done.error) == (job.id, "done", None)
     assert (done.total_steps, done.done_steps) == (4, 4)  # one batch × (2 + 2) steps
