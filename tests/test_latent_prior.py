@@ -59,10 +59,10 @@ def test_both_kinds_speak_the_same_interface():
 
 def test_save_load_round_trip_and_kind(tmp_path):
     prior = tiny_latent_prior()
-    prior.save_pretrained(tmp_path / "p", fp16=False, extra={"note": "x"})
+    prior.save_pretrained(tmp_path / "p", fp16=False, extra={"note": "x", "code_encoder": "sface32"})
     assert prior_kind(tmp_path / "p") == "latent"
     loaded = prior_from_pretrained(tmp_path / "p")
-    assert isinstance(loaded, LatentPrior)
+    assert isinstance(loaded, LatentPrior) and loaded.code_encoder == "sface32"  # the attack warns on another E_id
     z, t, c = torch.randn(4, 100), torch.randint(0, 1000, (4,)), torch.randn(4, 128)
     torch.testing.assert_close(loaded(z, t, c), prior(z, t, c))
     assert json.loads((tmp_path / "p" / "prior_config.json").read_text())["note"] == "x"

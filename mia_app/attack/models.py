@@ -5,6 +5,7 @@ The evaluation model E is deliberately absent: the attack never sees it.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from mia_app.attack.config import AttackConfig
 from mia_app.models.classifiers import load_classifier
 from mia_app.prior.base import Prior
 from mia_app.prior.io import prior_from_pretrained
+
+logger = logging.getLogger(__name__)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -72,6 +75,12 @@ class AttackModels:
         if cfg.precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise ValueError("precision: this GPU has no bf16; use precision: fp32")
         prior = load_prior(cfg.prior).to(device).eval().requires_grad_(False)
+        trained_on = getattr(prior, "code_encoder", None)
+        if trained_on is not None and trained_on != cfg.id_encoder:
+            # Not an error (E_id's choice is an experiment in itself), but the codes the attack feeds the prior
+            # are then from another encoder than the one it learnt to follow.
+            logger.warning("id_encoder %r: the prior %s was trained on %r codes", cfg.id_encoder, cfg.prior,
+                           trained_on)
         target, meta = load_target(cfg.target)
         return cls(prior, target.to(device), meta, load_id_encoder(cfg.id_encoder, device), load_mobilenet_v2(device),
                    device)

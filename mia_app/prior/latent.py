@@ -70,6 +70,8 @@ class LatentPrior(Prior):
         # A unit-Gaussian latent beyond ±4 is a 1-in-15 000 event per coordinate; the generator's faces there
         # are artefacts, so DDIM's x0 estimate is clipped as the pixel prior's is to [-1, 1].
         self.clip_sample = clip_sample
+        #: the E_id its codes were trained on (prior_config.json's ``code_encoder``); None when unknown
+        self.code_encoder: str | None = None
 
     @property
     def resolution(self) -> int:
@@ -140,5 +142,7 @@ class LatentPrior(Prior):
         denoiser = LatentDenoiser(**meta["denoiser"])
         denoiser.load_state_dict({k: v.float() for k, v in load_file(str(folder / "denoiser.safetensors")).items()})
         decoder = load_generator(meta["decoder"], int(meta["resolution"]))
-        return cls(denoiser, decoder, meta["decoder"], DDPMScheduler.from_pretrained(folder / "scheduler"),
-                   meta.get("clip_sample"))
+        prior = cls(denoiser, decoder, meta["decoder"], DDPMScheduler.from_pretrained(folder / "scheduler"),
+                    meta.get("clip_sample"))
+        prior.code_encoder = meta.get("code_encoder")
+        return prior
