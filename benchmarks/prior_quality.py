@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from mia_app.attack.config import AttackConfig
 from mia_app.config import PriorTrainConfig, SynthIDConfig
 from mia_app.data import load_benchmark
-from mia_app.data.benchmark import to_uint8
+from mia_app.data.benchmark import to_signed, to_uint8
 from mia_app.evaluation.frechet import frechet_distance
 from mia_app.models.id_encoders import embed_images, load_id_encoder
 from mia_app.models.mobilenet_v2 import load_mobilenet_v2
@@ -118,7 +118,7 @@ def main() -> None:
     real = bench.public.images[torch.randperm(len(bench.public), generator=torch.Generator().manual_seed(1))[
         : len(ref)]]
     pool = lambda u8: F.adaptive_avg_pool2d(  # noqa: E731
-        mnet.taps(u8.float().div(127.5).sub(1), ("deep",))["deep"], 1).flatten(1)
+        mnet.taps(to_signed(u8), ("deep",))["deep"], 1).flatten(1)
     with torch.no_grad():
         fd_mnet = frechet_distance(torch.cat([pool(gen_u8[i : i + 64]) for i in range(0, len(ref), 64)]),
                                    torch.cat([pool(real[i : i + 64]) for i in range(0, len(ref), 64)]))

@@ -87,9 +87,11 @@ def plan_cells(acfg: AblationConfig, base: AttackConfig | None = None) -> list[C
     base = base or base_config(acfg)
     out = acfg.out_dir()
     cells = []
+    # Each variant's own preset is read once, not once per seed.
+    presets = {t["preset"]: base_config(acfg, t["preset"]) for t in acfg.variants.values() if "preset" in t}
     for seed in acfg.seeds:
         for name, toggles in acfg.variants.items():
-            own = base_config(acfg, toggles["preset"]) if "preset" in toggles else base
+            own = presets[toggles["preset"]] if "preset" in toggles else base
             cells.append(Cell(name, seed, "ours", variant_config(own, toggles, seed, name), out / name / f"seed{seed}"))
         for peer in acfg.peers:
             if peer.deterministic and seed != acfg.seeds[0]:

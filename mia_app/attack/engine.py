@@ -30,6 +30,7 @@ from mia_app.attack.selection import (
 )
 from mia_app.attack.sharding import Shard
 from mia_app.data import Benchmark
+from mia_app.data.benchmark import to_signed
 from mia_app.losses.base import AttackContext
 from mia_app.losses.factory import build_composer
 from mia_app.prior.base import Prior, SourcePool
@@ -79,7 +80,7 @@ class Inversion:
             pool = self.source_pool()
             g = torch.Generator().manual_seed(self.cfg.seed + 7)
             idx = torch.randperm(len(pool), generator=g)[: min(size, len(pool))]
-            x = pool.images[idx].to(self.device).float().div(127.5).sub(1)
+            x = to_signed(pool.images[idx].to(self.device))
             with torch.no_grad():
                 c = torch.cat([self.models.id_encoder(x[i : i + 64]) for i in range(0, len(x), 64)])
             self._prior_pool = (pool.latents[idx].to(self.device), c, pool.labels[idx].to(self.device))
@@ -103,7 +104,7 @@ class Inversion:
             tops.append(top[:n])
         top = torch.cat(tops)
         y = torch.tensor(targets).repeat_interleave(n).to(self.device)
-        x_src = pool.images[top].to(self.device).float().div(127.5).sub(1)
+        x_src = to_signed(pool.images[top].to(self.device))
         return torch.stack(codes), pool.latents[top].to(self.device), x_src, y
 
     # ---- optimise -----------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from mia_app.config import LatentPriorTrainConfig, check_run_config
 from mia_app.data import load_benchmark
-from mia_app.data.benchmark import to_uint8
+from mia_app.data.benchmark import to_signed, to_uint8
 from mia_app.data.synthid import data_root
 from mia_app.models.id_encoders import embed_images, load_id_encoder
 from mia_app.peers.generators import load_generator
@@ -107,7 +107,7 @@ def fidelity(prior: LatentPrior, encoder: torch.nn.Module, held: dict[str, torch
     identity's code; ceiling: another real image of the same identity against c."""
     c = held["c"]
     x = sample_from_noise(prior, c, steps)
-    e = F.normalize(encoder(to_uint8(x).float().div(127.5).sub(1)).float(), dim=1)
+    e = F.normalize(encoder(to_signed(to_uint8(x))).float(), dim=1)
     return {"fidelity": (e * c).sum(1).mean().item(), "floor": (e * c.roll(1, 0)).sum(1).mean().item(),
             "ceiling": (held["c_other_image"] * c).sum(1).mean().item(), "n": len(c), "ddim_steps": steps}
 

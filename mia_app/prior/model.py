@@ -25,6 +25,7 @@ from diffusers import DDPMScheduler, UNet2DModel
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from mia_app.data.benchmark import to_signed
 from mia_app.prior.base import Prior, SourcePool
 
 CODE_DIM = 128
@@ -90,7 +91,7 @@ class IdentityPrior(Prior):
     def source_pool(self, bench, size: int, seed: int) -> SourcePool:
         """All of the benchmark's public images (``size`` and ``seed`` concern generator latents only)."""
         images = bench.public.images
-        return SourcePool(images.float().div(127.5).sub(1), images, bench.public.labels)
+        return SourcePool(to_signed(images), images, bench.public.labels)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         if x_t.ndim != 4:
