@@ -17,7 +17,7 @@ from mia_app.ablation.runner import plan_cells, run_ablation
 from mia_app.ablation.stats import bootstrap_mean, paired_bootstrap
 from mia_app.cli import main
 from mia_app.models.classifiers import build_classifier, save_classifier
-from tests.helpers import tiny_attack_config
+from tests.helpers import save_tiny_target, tiny_attack_config
 
 
 @pytest.fixture(autouse=True)
@@ -235,6 +235,18 @@ def test_tiny_ablation_writes_outputs_and_resumes(tmp_path, capsys):
     (out / "+A" / "seed0" / "metrics.json").unlink()
     third = run_ablation(cfg, progress=False)
     assert third["this_call"]["ran"] == [] and third["this_call"]["evaluated"] == ["+A/seed0"]
+    # Every cell records the weights it used: ours all three, an outside peer only T.
+    assert set(json.loads((out / "+A" / "seed0" / "models.json").read_text())) == {"prior", "target", "id_encoder"}
+    assert set(json.loads((mi / "models.json").read_text())) == {"target"}
+    # New weights re-shipped under the same path: refused, naming the model, before anything runs.
+    target = tmp_path / "target.safetensors"
+    before = target.read_bytes()
+    save_tiny_target(target, seed=11)
+    assert target.read_bytes() != before
+    with pytest.raises(ValueError, match="other weights for target"):
+        run_ablation(cfg, progress=False)
+    target.write_bytes(before)
+    assert run_ablation(cfg, progress=False)["this_call"]["ran"] == []
     raw = yaml.safe_load((tmp_path / "attack.yaml").read_text())
     raw["candidates"] = 3
     (tmp_path / "attack.yaml").write_text(yaml.safe_dump(raw))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mia_app.assets import AssetError, shipped_entry
@@ -157,3 +159,23 @@ def test_distill_config_bounds_name_the_field():
         DistillConfig(lr=float("nan"))
     with pytest.raises(ValueError, match="per_identity"):
         DistillConfig(per_identity=0)
+
+
+def test_bf16_labels_and_training_are_options_with_their_own_set(tmp_path):
+    from mia_app.distill.teacher_set import set_key
+
+    fp32, bf16 = _tiny_distill(), _tiny_distill(teacher_precision="bf16", precision="bf16")
+    assert set_key(fp32) != set_key(bf16)  # bf16 labels are another set, never mixed into an fp32 one
+    assert set_key(fp32) == set_key(_tiny_distill(precision="bf16"))  # the student's precision is not the set's
+    teacher = PixelTeacher()
+    build_teacher_set(fp32, teacher)
+    build_teacher_set(bf16, teacher)
+    a, b = load_teacher_set(fp32), load_teacher_set(bf16)
+    assert torch.equal(a["images"], b["images"]) and b["teacher"].dtype == torch.float32
+    cos = (F.normalize(a["teacher"], dim=1) * F.normalize(b["teacher"], dim=1)).sum(1)
+    assert not torch.equal(a["teacher"], b["teacher"]) and cos.min() > 0.99
+    held = {"images": b["images"], "labels": b["labels"], "teacher": b["teacher"]}
+    figures = train_student(bf16.model_copy(update={"epochs": 1}), tmp_path / "s", held)
+    assert math.isfinite(figures["train_loss"]) and -1.0 <= figures["agreement"] <= 1.0
+    with pytest.raises(ValueError, match="teacher_precision"):
+        DistillConfig(teacher_precision="fp16")

@@ -5,7 +5,8 @@ so the prior, T, E_id and MobileNetV2 are loaded
 once (``run_attack``'s model cache) and the private-image features once (``evaluate_run``'s cache). A cell is
 finished when its folder has ``metrics.json``; a rerun skips finished cells, evaluates cells whose attack finished
 but whose evaluation did not, and restarts partial ones. A finished cell run with a different config is an error
-(change the ablation's name or delete the cell), so one summary never mixes configs.
+(change the ablation's name or delete the cell), so one summary never mixes configs; the same holds for the
+weights (``models.json``: sha256 of the prior, T and E_id a cell used), since a path can be re-shipped.
 
 Pairing: variants differ from the baseline in the scheme toggles (and, where a variant says so, E_id or the
 precision) only; the seed fixes the SDEdit noise of every
@@ -38,6 +39,7 @@ from mia_app.ablation.config import SCHEME_TOGGLES, VARIANT_SETTINGS, AblationCo
 from mia_app.ablation.summary import summarize
 from mia_app.ablation.tables import plot_acc, render_table
 from mia_app.attack.config import AttackConfig
+from mia_app.attack.fingerprint import FINGERPRINT_FILE, model_fingerprint, read_fingerprint, write_fingerprint
 from mia_app.attack.sharding import Shard, barrier, broadcast_from_main, current_shard
 
 log = logging.getLogger("mia_app.ablation")
@@ -139,6 +141,27 @@ def _same_config(cell: Cell) -> bool:
     return True
 
 
+def _uses_our_models(cell: Cell) -> bool:
+    return cell.peer is None or cell.peer.kind in ("stage1_only", "plg_max_margin")
+
+
+def _fingerprint(cell: Cell) -> dict[str, str]:
+    """The weights that decide the cell's images: prior, T and E_id for ours; T alone for an outside peer (its
+    generator is the wheel's DCGAN, verified by sha256 at load)."""
+    fp = model_fingerprint(cell.config)
+    return fp if _uses_our_models(cell) else {"target": fp["target"]}
+
+
+def _changed_models(cell: Cell) -> list[str]:
+    """Names of the models whose weights differ from the ones the finished cell used. A cell written before
+    fingerprints existed (no models.json) is taken as run with today's weights."""
+    saved = read_fingerprint(cell.folder)
+    if saved is None:
+        return []
+    now = _fingerprint(cell)
+    return sorted(k for k in now if saved.get(k) != now[k])
+
+
 def run_cell(cell: Cell, targets: list[int]) -> None:
     if cell.folder.exists():
         shutil.rmtree(cell.folder)  # a partial run: start it again from scratch
@@ -150,6 +173,7 @@ def run_cell(cell: Cell, targets: list[int]) -> None:
         from mia_app.attack.run import run_attack
 
         run_attack(cell.config, targets, cell.folder, shard=Shard())  # a cell runs whole, in one process
+    write_fingerprint(cell.folder, _fingerprint(cell))
 
 
 def run_ablation(acfg: AblationConfig, progress: bool = True, run: bool = True) -> dict:
@@ -174,6 +198,10 @@ def run_ablation(acfg: AblationConfig, progress: bool = True, run: bool = True) 
         if cell.finished and not _same_config(cell):
             raise ValueError(f"cell {cell.folder} was run with a different config than {acfg.attack} and this "
                              f"ablation now give; delete that folder or give the ablation another name")
+        if cell.finished and (changed := _changed_models(cell)):
+            raise ValueError(f"cell {cell.folder} was run with other weights for {', '.join(changed)} than the "
+                             f"files its config names now ({cell.folder / FINGERPRINT_FILE}); delete that folder "
+                             "to rerun it, or give the ablation another name")
     skipped = [tag(c) for c in cells if c.finished]
     # One plan for all processes (rank 0's view of what is unfinished), dealt round robin.
     unfinished = set(broadcast_from_main([tag(c) for c in cells if not c.finished]))
@@ -185,7 +213,8 @@ def run_ablation(acfg: AblationConfig, progress: bool = True, run: bool = True) 
         if not run:
             continue
         has_images = (cell.folder / "final" / "images.safetensors").is_file()
-        if not (has_images and (cell.folder / "summary.json").is_file() and _same_config(cell)):
+        if not (has_images and (cell.folder / "summary.json").is_file() and _same_config(cell)
+                and not _changed_models(cell)):
             run_cell(cell, targets)
             ran.append(tag(cell))
         t0 = time.time()

@@ -10,6 +10,7 @@ from typing import Any
 from mia_app.attack.config import AttackConfig
 from mia_app.attack.doctor import Doctor
 from mia_app.attack.engine import Inversion
+from mia_app.attack.fingerprint import model_fingerprint, write_fingerprint
 from mia_app.attack.models import AttackModels
 from mia_app.attack.sharding import Shard, barrier, merge_shards, shard_folder
 from mia_app.attack.writer import RunWriter
@@ -42,6 +43,7 @@ def run_attack(
     out.mkdir(parents=True, exist_ok=True)
     if shard.is_main:
         (out / "config.yaml").write_text(cfg.to_yaml())
+        write_fingerprint(out, model_fingerprint(cfg))  # the weights behind the paths config.yaml names
     folder = shard_folder(out, shard)
     if shard.world > 1 and folder.exists():
         shutil.rmtree(folder)  # a crashed run's leftovers would be appended to and merged

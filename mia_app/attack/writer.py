@@ -2,6 +2,7 @@
 
 run/
   config.yaml           resolved AttackConfig
+  models.json           sha256 of the prior, T and E_id weights it used
   metrics.jsonl         one line per step: stage, step, every loss term, total, T confidence
   stage1/, stage2/      image grids: batch{B:03d}_step{S:05d}.png (one row per target)
   final/                class{y:04d}_rank{r}.png, images.safetensors (N×3×R×R [-1, 1], labels, conf)

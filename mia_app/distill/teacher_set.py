@@ -28,6 +28,8 @@ CHUNK = 1024  # images per chunk file: a killed run loses at most one chunk of l
 def set_key(cfg: DistillConfig) -> str:
     """What the set's content depends on (not the student's training hyper-parameters)."""
     fields = {k: getattr(cfg, k) for k in ("n_identities", "per_identity", "sigma", "stream", "flip")}
+    if cfg.teacher_precision != "fp32":  # fp32 sets keep the key they had before the option existed
+        fields["teacher_precision"] = cfg.teacher_precision
     fields["resolution"] = cfg.data.resolution
     fields["data_seed"] = cfg.data.seed
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
@@ -60,12 +62,18 @@ def build_teacher_set(cfg: DistillConfig, teacher: torch.nn.Module | None = None
 
         teacher = load_sface()
     generator = load_dcgan()
+    bf16 = cfg.teacher_precision == "bf16"
+
+    def label(images: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            return embed_images(teacher, images).float().contiguous()
+
     for start in tqdm(missing, desc="teacher set", unit="chunk"):
         x = render(generator, z[start : start + CHUNK], cfg.data.resolution)
         tensors = {"images": x.contiguous(), "labels": labels[start : start + CHUNK].contiguous(),
-                   "teacher": embed_images(teacher, x).contiguous()}
+                   "teacher": label(x)}
         if cfg.flip:
-            tensors["teacher_flipped"] = embed_images(teacher, x.flip(-1)).contiguous()
+            tensors["teacher_flipped"] = label(x.flip(-1))
         path = folder / f"chunk-{start // CHUNK:04d}.safetensors"
         save_file(tensors, str(path.with_suffix(".tmp")))
         path.with_suffix(".tmp").replace(path)  # a chunk is either whole or absent

@@ -118,7 +118,9 @@ def train_student(cfg: DistillConfig, out: Path, held: dict | None = None) -> di
             if cfg.flip:
                 target = torch.where(m[:, None], data["teacher_flipped"][idx], target)
             x, target = x.to(accelerator.device), target.to(accelerator.device)
-            loss = (1 - F.cosine_similarity(student(x), target, dim=1)).mean()
+            with torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+                e = student(x)
+            loss = (1 - F.cosine_similarity(e.float(), target, dim=1)).mean()
             opt.zero_grad(set_to_none=True)
             accelerator.backward(loss)
             for group in opt.param_groups:

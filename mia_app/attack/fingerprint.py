@@ -1,0 +1,72 @@
+"""Which weights a run used: sha256 of the prior, T and E_id files, written beside a run's config.
+
+A run folder's ``config.yaml`` names its models by path; a path can be re-shipped with new weights (a retrained
+student or prior). The ablation runner compares this fingerprint as well as the config before it reuses a
+finished cell, so a table never mixes results of old and new weights under one name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import cache
+from pathlib import Path
+
+from mia_app.assets import REPO_ROOT, asset_path, sha256_file
+from mia_app.attack.config import AttackConfig
+
+FINGERPRINT_FILE = "models.json"
+
+
+@cache
+def _file_digest(path: str, mtime_ns: int, size: int) -> str:  # keyed by mtime and size: a rewrite re-hashes
+    return sha256_file(path)
+
+
+def _digest(path: Path) -> str:
+    st = path.stat()
+    return _file_digest(str(path.resolve()), st.st_mtime_ns, st.st_size)
+
+
+def _local(name: str) -> Path | None:
+    p = Path(name)
+    if not p.is_absolute() and (REPO_ROOT / p).exists():
+        p = REPO_ROOT / p
+    return p if p.exists() else None
+
+
+def _path_digest(name: str) -> str:
+    """sha256 of a file, or of a folder's (relative name, file sha256) list; ``hub:<id>`` for a hub id."""
+    local = _local(name)
+    if local is None:
+        return f"hub:{name}"
+    if local.is_file():
+        return _digest(local)
+    files = sorted(f for f in local.rglob("*") if f.is_file())
+    listing = [(str(f.relative_to(local)), _digest(f)) for f in files]
+    return hashlib.sha256(json.dumps(listing).encode()).hexdigest()
+
+
+def _id_encoder_digest(name: str) -> str:
+    if name == "sface32":
+        from mia_app.models.sface_student import SHIPPED
+
+        return _path_digest(SHIPPED)
+    if name == "sface":
+        return _digest(asset_path("sface"))
+    raise ValueError(f"unknown id_encoder {name!r}")
+
+
+def model_fingerprint(cfg: AttackConfig) -> dict[str, str]:
+    """{"prior", "target", "id_encoder"}: sha256 (hex) of the weights ``cfg`` names."""
+    return {"prior": _path_digest(cfg.prior), "target": _path_digest(cfg.target),
+            "id_encoder": _id_encoder_digest(cfg.id_encoder)}
+
+
+def write_fingerprint(folder: Path, fingerprint: dict[str, str]) -> None:
+    (Path(folder) / FINGERPRINT_FILE).write_text(json.dumps(fingerprint, indent=2) + "\n")
+
+
+def read_fingerprint(folder: Path) -> dict[str, str] | None:
+    path = Path(folder) / FINGERPRINT_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
