@@ -65,26 +65,34 @@ def identity_figures(encoder, x_gen_uint8, ref_uint8, other_uint8) -> dict:
 
 @torch.no_grad()
 def zero_step_sdedit(prior_path: str, attack: AttackConfig, classes: list[int]) -> dict:
-    """T's accuracy on the attack's sources and on their SDEdit under c⁰ with no optimisation."""
+    """T's accuracy on the attack's sources and on their SDEdit under c⁰ with no optimisation: the candidates the
+    engine starts from (``Inversion.initial_candidates``), as the preset asks and with the trial selection off."""
     from mia_app.attack.engine import Inversion
     from mia_app.attack.models import AttackModels
 
     cfg = attack.model_copy(update={"prior": prior_path})
     models = AttackModels.load(cfg)
-    inv = Inversion(cfg, models, load_benchmark(cfg.data))
-    hits_src = hits_sde = total = 0
-    for i in range(0, len(classes), cfg.identities_per_batch):
-        c0, z_src, x_src, y = inv.select_initial(classes[i : i + cfg.identities_per_batch])
-        g = torch.Generator().manual_seed(cfg.seed * 7919 + i)
-        noise = torch.randn(z_src.shape, generator=g).to(models.device)
-        c = F.normalize(c0, dim=1).repeat_interleave(cfg.candidates, 0)
-        x_hat = models.prior.decode(sdedit_sample(models.prior, z_src, c, cfg.sampler.strength,
-                                                  cfg.sampler.num_steps, cfg.sampler.guidance, noise=noise))
-        hits_src += (models.target(x_src).argmax(1) == y).sum().item()
-        hits_sde += (models.target(x_hat).argmax(1) == y).sum().item()
-        total += len(y)
-    return {"classes": len(classes), "candidates": total, "strength": cfg.sampler.strength,
-            "ddim_steps": cfg.sampler.num_steps, "T_acc_sources": hits_src / total, "T_acc_sdedit_c0": hits_sde / total}
+    bench = load_benchmark(cfg.data)
+    report = {"classes": len(classes), "strength": cfg.sampler.strength, "ddim_steps": cfg.sampler.num_steps,
+              "init_sources": cfg.init_sources, "init_draws": cfg.init_draws}
+    settings = {"as_configured": cfg}
+    if cfg.init_sources is not None or cfg.init_draws > 1:
+        settings["no_trial_selection"] = cfg.model_copy(update={"init_sources": None, "init_draws": 1})
+    for label, c in settings.items():
+        inv = Inversion(c, models, bench)
+        hits_src = hits_sde = total = 0
+        for b, i in enumerate(range(0, len(classes), c.identities_per_batch)):
+            c0, z_src, x_src, y, noise = inv.initial_candidates(classes[i : i + c.identities_per_batch], b)
+            code = F.normalize(c0, dim=1).repeat_interleave(c.candidates, 0)
+            x_hat = models.prior.decode(sdedit_sample(models.prior, z_src, code, c.sampler.strength,
+                                                      c.sampler.num_steps, c.sampler.guidance, noise=noise))
+            hits_src += (models.target(x_src).argmax(1) == y).sum().item()
+            hits_sde += (models.target(x_hat).argmax(1) == y).sum().item()
+            total += len(y)
+        report[label] = {"candidates": total, "T_acc_sources": hits_src / total, "T_acc_sdedit_c0": hits_sde / total}
+    report["T_acc_sources"] = report["as_configured"]["T_acc_sources"]
+    report["T_acc_sdedit_c0"] = report["as_configured"]["T_acc_sdedit_c0"]
+    return report
 
 
 def main() -> None:

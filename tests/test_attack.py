@@ -181,3 +181,46 @@ def test_bf16_forward_is_finite_and_close_to_fp32(tmp_path):
     lines = [json.loads(x) for x in (tmp_path / "bf16" / "metrics.jsonl").read_text().splitlines()]
     assert all(isinstance(v, float) and v == v for r in lines for v in r["logs"].values())
     assert a["targets"] == b["targets"] == [1]
+
+
+@pytest.mark.parametrize("prior_kind", PRIOR_KINDS)
+def test_initial_selection_on_the_priors_output_keeps_the_best_trials_in_target_order(tmp_path, prior_kind):
+    import torch.nn.functional as F
+
+    from mia_app.attack.engine import Inversion
+    from mia_app.attack.run import cached_models
+    from mia_app.attack.selection import target_confidence
+    from mia_app.data import load_benchmark
+    from mia_app.prior.sampler import sdedit_sample
+
+    cfg = tiny_attack_config(tmp_path, prior_kind).model_copy(update={"candidates": 2, "keep": 1})
+    models = cached_models(cfg)
+    inv = Inversion(cfg, models, load_benchmark(cfg.data))
+    targets = [2, 0]  # not sorted: rows must follow the targets, as c_y's rows do
+    # Unset: the top `candidates` sources by T, one fresh noise each (what every earlier run did).
+    c0, z, x, y, noise = inv.initial_candidates(targets, batch=3)
+    g = torch.Generator().manual_seed(cfg.seed * 7919 + 3)
+    assert torch.equal(noise, torch.randn(z.shape, generator=g)) and y.tolist() == [2, 2, 0, 0]
+    assert torch.equal(z, inv.select_initial(targets)[1])
+    # Trials: 3 sources x 2 noises per class; the 2 kept are the sources whose best trial T likes most.
+    trial = AttackConfig.model_validate(cfg.model_dump() | {"init_sources": 3, "init_draws": 2})
+    inv = Inversion(trial, models, load_benchmark(cfg.data))
+    c0t, zt, xt, yt, nt = inv.initial_candidates(targets, batch=3)
+    assert torch.equal(c0t, c0) and yt.tolist() == [2, 2, 0, 0] and nt.shape == zt.shape == z.shape
+    _, z_all, _, y_all = inv.select_initial(targets, 3)
+    g = torch.Generator().manual_seed(cfg.seed * 7919 + 3)
+    draws = torch.randn((2, *z_all.shape), generator=g)
+    c = F.normalize(c0, dim=1).repeat_interleave(3, 0)
+    with torch.no_grad():
+        conf = torch.stack([target_confidence(models.target, models.prior.decode(sdedit_sample(
+            models.prior, z_all, c, cfg.sampler.strength, cfg.sampler.num_steps, cfg.sampler.guidance, noise=d)),
+            y_all) for d in draws]).max(0).values
+    for i in range(2):  # per class: the kept sources are the top 2 of its 3 by their best trial
+        block = conf[3 * i : 3 * i + 3]
+        kept = {j for j in range(3) if any(torch.equal(z_all[3 * i + j], r) for r in zt[2 * i : 2 * i + 2])}
+        assert kept == set(block.argsort(descending=True)[:2].tolist())
+    assert any(torch.equal(nt[0], d[r]) for d in draws for r in range(6))  # a kept noise is one of the draws
+    again = inv.initial_candidates(targets, batch=3)
+    assert all(torch.equal(a, b) for a, b in zip(again, (c0t, zt, xt, yt, nt), strict=True))
+    with pytest.raises(ValueError, match="init_sources"):
+        AttackConfig.model_validate(cfg.model_dump() | {"init_sources": 1})

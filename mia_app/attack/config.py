@@ -132,6 +132,12 @@ class AttackConfig(StrictModel):
                               "ranks for the initial selection (PPA's search space); the pixel prior ranks the "
                               "public images instead")
     candidates: int = Field(4, ge=1, le=256, description="candidates (public sources) per identity")
+    init_sources: int | None = Field(
+        None, ge=1, le=1024, description="initial selection on the prior's own output: the top init_sources "
+        "sources by T are each SDEdited under c_y^0 (init_draws noises each, zero optimisation steps) and the "
+        "`candidates` whose output T is most confident about are kept, with that noise; unset: the top "
+        "`candidates` sources, one noise each, no trial")
+    init_draws: int = Field(1, ge=1, le=64, description="SDEdit noises tried per source in that selection")
     keep: int = Field(2, ge=1, description="final selection: best candidates by T's confidence")
     identities_per_batch: int = Field(8, ge=1, le=1024)
     prior_batch: int = Field(8, ge=1, description="stage 2: public images per prior-preservation step")
@@ -142,6 +148,8 @@ class AttackConfig(StrictModel):
     def _keep_le_candidates(self) -> AttackConfig:
         if self.keep > self.candidates:
             raise ValueError(f"keep ({self.keep}) cannot exceed candidates ({self.candidates})")
+        if self.init_sources is not None and self.init_sources < self.candidates:
+            raise ValueError(f"init_sources ({self.init_sources}) cannot be below candidates ({self.candidates})")
         if self.schemes.D and self.cls_loss == "max_margin" and self.cls_hinge_margin is None:
             # Uncertainty weighting assumes L_i >= 0; a raw max-margin loss would let s_i run away.
             raise ValueError("scheme D needs a non-negative cls: set cls_hinge_margin (e.g. 1.0) or cls_loss: ce")

@@ -92,11 +92,11 @@ class Inversion:
         s = self.cfg.schemes
         return NegativeBank(s.bank_size, s.bank_refresh_every, seed=self.cfg.seed * 1000 + batch).to(self.device)
 
-    def select_initial(self, targets: list[int]):
+    def select_initial(self, targets: list[int], sources: int | None = None):
         """(c0: B×128, z_src: (B·n)×<prior space>, x_src: (B·n)×3×R×R in [-1, 1], y: B·n) from T's pseudo-labels
-        of the source pool."""
+        of the source pool; n = ``sources`` (default ``candidates``) per class, in T's order."""
         pool, probs = self.source_pool(), self.public_probs()
-        n = self.cfg.candidates
+        n = sources or self.cfg.candidates
         codes, tops = [], []
         for y in targets:
             top = top_k_public(probs, y, max(self.cfg.init_top_k, n))
@@ -106,6 +106,36 @@ class Inversion:
         y = torch.tensor(targets).repeat_interleave(n).to(self.device)
         x_src = to_signed(pool.images[top].to(self.device))
         return torch.stack(codes), pool.latents[top].to(self.device), x_src, y
+
+    @torch.no_grad()
+    def initial_candidates(self, targets: list[int], batch: int):
+        """select_initial, then each candidate's fixed SDEdit noise: (c0, z_src, x_src, y, noise).
+
+        With ``init_sources`` / ``init_draws`` set, PPA's initial selection runs on the prior's own output: the
+        top init_sources sources per class are SDEdited under c_y^0 with init_draws noises each (no optimisation),
+        and the ``candidates`` sources whose best output T is most confident about are kept, each with that
+        noise. It spends a few no-grad samples so that the optimisation starts from faces the prior's pass
+        keeps in class y, instead of winning T's class back first. Deterministic in (seed, batch)."""
+        cfg = self.cfg
+        g = torch.Generator().manual_seed(cfg.seed * 7919 + batch)
+        m = cfg.init_sources or cfg.candidates
+        c0, z_src, x_src, y = self.select_initial(targets, m)
+        if m == cfg.candidates and cfg.init_draws == 1:
+            return c0, z_src, x_src, y, torch.randn(z_src.shape, generator=g).to(self.device)
+        noise = torch.randn((cfg.init_draws, *z_src.shape), generator=g).to(self.device)
+        c = F.normalize(c0, dim=1).repeat_interleave(m, 0)
+        conf = []
+        for draw in noise:
+            with self.autocast():
+                x_hat = self.models.prior.decode(sdedit_sample(
+                    self.models.prior, z_src, c, cfg.sampler.strength, cfg.sampler.num_steps, cfg.sampler.guidance,
+                    noise=draw)).float()
+            conf.append(target_confidence(self.models.target, x_hat, y))
+        best_conf, best_draw = torch.stack(conf).max(0)
+        # Per class in ``targets`` order (c_y's rows follow it), its sources' block, most confident first.
+        keep = torch.cat([i * m + best_conf[i * m : (i + 1) * m].argsort(descending=True)[: cfg.candidates]
+                          for i in range(len(targets))])
+        return c0, z_src[keep], x_src[keep], y[keep], noise[best_draw[keep], keep]
 
     # ---- optimise -----------------------------------------------------------------------------------
     def _optimise(
@@ -191,9 +221,7 @@ class Inversion:
         # The global RNG (LoRA initialisation) is seeded per batch, so a batch gives the same images whichever
         # process runs it and whatever ran before it: a sharded run equals a single-process one.
         torch.manual_seed(cfg.seed * 1_000_003 + batch)
-        c0, z_src, x_src, y = self.select_initial(targets)
-        g = torch.Generator().manual_seed(cfg.seed * 7919 + batch)
-        noise = torch.randn(z_src.shape, generator=g).to(self.device)  # fixed per candidate: paired runs
+        c0, z_src, x_src, y, noise = self.initial_candidates(targets, batch)  # noise fixed per candidate: paired
         c_raw = torch.nn.Parameter(c0.clone())
         # Stage 1: the code only, under the frozen prior.
         self._optimise(1, cfg.stage1, self.models.prior, c_raw, [{"params": [c_raw], "lr": cfg.stage1.lr}],

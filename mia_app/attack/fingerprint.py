@@ -12,8 +12,9 @@ import json
 from functools import cache
 from pathlib import Path
 
-from mia_app.assets import REPO_ROOT, asset_path, sha256_file
+from mia_app.assets import REPO_ROOT, sha256_file
 from mia_app.attack.config import AttackConfig
+from mia_app.models.id_encoders import id_encoder_digest
 
 FINGERPRINT_FILE = "models.json"
 
@@ -47,20 +48,10 @@ def _path_digest(name: str) -> str:
     return hashlib.sha256(json.dumps(listing).encode()).hexdigest()
 
 
-def _id_encoder_digest(name: str) -> str:
-    if name == "sface32":
-        from mia_app.models.sface_student import SHIPPED
-
-        return _path_digest(SHIPPED)
-    if name == "sface":
-        return _digest(asset_path("sface"))
-    raise ValueError(f"unknown id_encoder {name!r}")
-
-
 def model_fingerprint(cfg: AttackConfig) -> dict[str, str]:
     """{"prior", "target", "id_encoder"}: sha256 (hex) of the weights ``cfg`` names."""
     return {"prior": _path_digest(cfg.prior), "target": _path_digest(cfg.target),
-            "id_encoder": _id_encoder_digest(cfg.id_encoder)}
+            "id_encoder": id_encoder_digest(cfg.id_encoder)}
 
 
 def write_fingerprint(folder: Path, fingerprint: dict[str, str]) -> None:

@@ -81,6 +81,13 @@ class AttackModels:
             # are then from another encoder than the one it learnt to follow.
             logger.warning("id_encoder %r: the prior %s was trained on %r codes", cfg.id_encoder, cfg.prior,
                            trained_on)
+        elif (trained_sha := getattr(prior, "code_encoder_sha256", None)) is not None:
+            from mia_app.models.id_encoders import id_encoder_digest
+
+            if trained_sha != id_encoder_digest(cfg.id_encoder):
+                logger.warning("id_encoder %r: the prior %s was trained on codes of other %r weights (sha256 %s…); "
+                               "retrain it with `python -m mia_app train-prior`", cfg.id_encoder, cfg.prior,
+                               trained_on, trained_sha[:12])
         target, meta = load_target(cfg.target)
         return cls(prior, target.to(device), meta, load_id_encoder(cfg.id_encoder, device), load_mobilenet_v2(device),
                    device)

@@ -18,7 +18,8 @@ from mia_app.dashboard.form import FieldSpec, get_path, model_specs, set_path, s
 
 STEP_PATHS = [("stage1", "steps"), ("stage2", "steps")]
 ADVANCED_PATHS = [
-    ("prior",), ("search_space",), ("candidates",), ("keep",), ("identities_per_batch",), ("init_top_k",), ("seed",),
+    ("prior",), ("search_space",), ("candidates",), ("keep",), ("identities_per_batch",), ("init_top_k",),
+    ("init_sources",), ("init_draws",), ("seed",),
     ("id_encoder",), ("precision",), ("cls_loss",),
     ("cls_hinge_margin",), ("sampler", "strength"), ("sampler", "num_steps"), ("stage1", "lr"), ("stage2", "lr"),
     ("stage2", "code_lr"), ("stage1", "image_every"), ("stage2", "image_every"), ("device",),

@@ -22,6 +22,19 @@ def load_id_encoder(name: str, device: str | torch.device = "cpu") -> nn.Module:
     raise ValueError(f"unknown id_encoder {name!r}; choose one of {list(ID_ENCODERS)}")
 
 
+def id_encoder_digest(name: str) -> str:
+    """sha256 of the encoder's weights file: the name alone does not say which student a code came from."""
+    from mia_app.assets import REPO_ROOT, asset_path, sha256_file
+
+    if name == "sface32":
+        from mia_app.models.sface_student import SHIPPED
+
+        return sha256_file(REPO_ROOT / SHIPPED)
+    if name == "sface":
+        return sha256_file(asset_path("sface"))
+    raise ValueError(f"unknown id_encoder {name!r}; choose one of {list(ID_ENCODERS)}")
+
+
 @torch.no_grad()
 def embed_images(encoder: nn.Module, images_uint8: torch.Tensor, batch: int = 64, desc: str = "") -> torch.Tensor:
     """Embeddings N×D of uint8 images N×3×R×R, in batches (a progress bar when ``desc`` names it)."""

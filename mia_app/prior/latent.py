@@ -72,6 +72,8 @@ class LatentPrior(Prior):
         self.clip_sample = clip_sample
         #: the E_id its codes were trained on (prior_config.json's ``code_encoder``); None when unknown
         self.code_encoder: str | None = None
+        #: sha256 of that encoder's weights (``code_encoder_sha256``); None in priors saved before it was recorded
+        self.code_encoder_sha256: str | None = None
 
     @property
     def resolution(self) -> int:
@@ -145,4 +147,5 @@ class LatentPrior(Prior):
         prior = cls(denoiser, decoder, meta["decoder"], DDPMScheduler.from_pretrained(folder / "scheduler"),
                     meta.get("clip_sample"))
         prior.code_encoder = meta.get("code_encoder")
+        prior.code_encoder_sha256 = meta.get("code_encoder_sha256")
         return prior

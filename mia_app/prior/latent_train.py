@@ -24,7 +24,7 @@ from mia_app.config import LatentPriorTrainConfig, check_run_config
 from mia_app.data import load_benchmark
 from mia_app.data.benchmark import to_signed, to_uint8
 from mia_app.data.synthid import data_root
-from mia_app.models.id_encoders import embed_images, load_id_encoder
+from mia_app.models.id_encoders import embed_images, id_encoder_digest, load_id_encoder
 from mia_app.peers.generators import load_generator
 from mia_app.prior.denoiser import LatentDenoiser
 from mia_app.prior.latent import LatentPrior, latent_scheduler
@@ -38,6 +38,7 @@ def pairs_key(cfg: LatentPriorTrainConfig) -> str:
     """What the pairs depend on (not the denoiser's training hyper-parameters)."""
     fields = {k: getattr(cfg, k) for k in ("decoder", "id_encoder", "n_pairs", "stream")}
     fields.update(resolution=cfg.data.resolution, data_seed=cfg.data.seed)
+    fields["id_encoder_sha256"] = id_encoder_digest(cfg.id_encoder)  # a re-shipped student gives new codes
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -176,7 +177,8 @@ def train_latent_prior(cfg: LatentPriorTrainConfig, out: Path) -> dict:
     if not figures:  # resumed at the end: measure the final prior once
         figures = fidelity(final, encoder, held)
     final.save_pretrained(out / "prior", fp16=True, extra={"train_config": cfg.model_dump(mode="json"),
-                                                           "code_encoder": cfg.id_encoder, "heldout": figures})
+                                                           "code_encoder": cfg.id_encoder, "heldout": figures,
+                                                           "code_encoder_sha256": id_encoder_digest(cfg.id_encoder)})
     n_params = sum(p.numel() for p in final.denoiser.parameters())
     return {"steps": cfg.steps, "final_loss": loss.item() if loss is not None else None, "parameters": n_params,
             "heldout": figures, "out": str(out / "prior")}
