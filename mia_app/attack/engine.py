@@ -125,11 +125,10 @@ class Inversion:
         noise = torch.randn((cfg.init_draws, *z_src.shape), generator=g).to(self.device)
         c = F.normalize(c0, dim=1).repeat_interleave(m, 0)
         conf = []
-        for draw in noise:
-            with self.autocast():
-                x_hat = self.models.prior.decode(sdedit_sample(
-                    self.models.prior, z_src, c, cfg.sampler.strength, cfg.sampler.num_steps, cfg.sampler.guidance,
-                    noise=draw)).float()
+        for draw in noise:  # fp32 whatever cfg.precision: a precision variant then starts where its baseline does
+            x_hat = self.models.prior.decode(sdedit_sample(
+                self.models.prior, z_src, c, cfg.sampler.strength, cfg.sampler.num_steps, cfg.sampler.guidance,
+                noise=draw))
             conf.append(target_confidence(self.models.target, x_hat, y))
         best_conf, best_draw = torch.stack(conf).max(0)
         # Per class in ``targets`` order (c_y's rows follow it), its sources' block, most confident first.

@@ -9,24 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from functools import cache
 from pathlib import Path
 
-from mia_app.assets import REPO_ROOT, sha256_file
+from mia_app.assets import REPO_ROOT, file_digest
 from mia_app.attack.config import AttackConfig
 from mia_app.models.id_encoders import id_encoder_digest
 
 FINGERPRINT_FILE = "models.json"
-
-
-@cache
-def _file_digest(path: str, mtime_ns: int, size: int) -> str:  # keyed by mtime and size: a rewrite re-hashes
-    return sha256_file(path)
-
-
-def _digest(path: Path) -> str:
-    st = path.stat()
-    return _file_digest(str(path.resolve()), st.st_mtime_ns, st.st_size)
 
 
 def _local(name: str) -> Path | None:
@@ -42,9 +31,9 @@ def _path_digest(name: str) -> str:
     if local is None:
         return f"hub:{name}"
     if local.is_file():
-        return _digest(local)
+        return file_digest(local)
     files = sorted(f for f in local.rglob("*") if f.is_file())
-    listing = [(str(f.relative_to(local)), _digest(f)) for f in files]
+    listing = [(str(f.relative_to(local)), file_digest(f)) for f in files]
     return hashlib.sha256(json.dumps(listing).encode()).hexdigest()
 
 

@@ -65,6 +65,8 @@ class AttackModels:
     id_encoder: nn.Module
     perceptual: nn.Module
     device: torch.device
+    #: sha256 of the prior, T and E_id weights (``mia_app.attack.fingerprint``), set by ``run.cached_models``
+    fingerprint: dict | None = None
 
     @classmethod
     def load(cls, cfg: AttackConfig) -> AttackModels:

@@ -20,10 +20,13 @@ _MODEL_CACHE: dict[str, AttackModels] = {}
 
 
 def cached_models(cfg: AttackConfig) -> AttackModels:
-    """Models keyed by (prior, target, E_id, device): a worker attacking many times loads them once."""
-    key = f"{cfg.prior}|{cfg.target}|{cfg.id_encoder}|{cfg.device}"
+    """Models keyed by (prior, target, E_id, device) and by the sha256 of their weights: a worker attacking many
+    times loads them once, and again when a file behind one of the paths is re-shipped."""
+    fingerprint = model_fingerprint(cfg)
+    key = f"{cfg.prior}|{cfg.target}|{cfg.id_encoder}|{cfg.device}|{json.dumps(fingerprint, sort_keys=True)}"
     if key not in _MODEL_CACHE:
         _MODEL_CACHE[key] = AttackModels.load(cfg)
+        _MODEL_CACHE[key].fingerprint = fingerprint
     return _MODEL_CACHE[key]
 
 
@@ -43,11 +46,12 @@ def run_attack(
     out.mkdir(parents=True, exist_ok=True)
     if shard.is_main:
         (out / "config.yaml").write_text(cfg.to_yaml())
-        write_fingerprint(out, model_fingerprint(cfg))  # the weights behind the paths config.yaml names
     folder = shard_folder(out, shard)
     if shard.world > 1 and folder.exists():
         shutil.rmtree(folder)  # a crashed run's leftovers would be appended to and merged
     models = cached_models(cfg)
+    if shard.is_main:
+        write_fingerprint(out, models.fingerprint)  # the weights behind the paths config.yaml names, as loaded
     bench = load_benchmark(cfg.data)
     if shard.rank < -(-len(targets) // cfg.identities_per_batch):
         writer = RunWriter(folder, cfg.candidates)

@@ -23,15 +23,20 @@ def load_id_encoder(name: str, device: str | torch.device = "cpu") -> nn.Module:
 
 
 def id_encoder_digest(name: str) -> str:
-    """sha256 of the encoder's weights file: the name alone does not say which student a code came from."""
-    from mia_app.assets import REPO_ROOT, asset_path, sha256_file
+    """sha256 of the encoder's weights file: the name alone does not say which student a code came from.
+    A missing or corrupt file raises the asset error that says how to get it."""
+    from mia_app.assets import AssetError, asset_path, file_digest, shipped_path
 
     if name == "sface32":
         from mia_app.models.sface_student import SHIPPED
 
-        return sha256_file(REPO_ROOT / SHIPPED)
+        try:
+            return file_digest(shipped_path(SHIPPED))
+        except AssetError as err:
+            raise AssetError(f"{err}. The student is trained here: `python -m mia_app distill-id-encoder --ship`, "
+                             "or choose `id_encoder: sface`") from err
     if name == "sface":
-        return sha256_file(asset_path("sface"))
+        return file_digest(asset_path("sface"))
     raise ValueError(f"unknown id_encoder {name!r}; choose one of {list(ID_ENCODERS)}")
 
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from mia_app.assets import AssetError, shipped_path
+from mia_app.assets import REPO_ROOT, AssetError, file_digest, shipped_path
 
 STUDENT_SIZE = 32
 EMBED_DIM = 128
@@ -101,15 +101,16 @@ def read_student(path: Path) -> SFaceStudent:
 
 
 def load_sface32(device: str | torch.device = "cpu") -> SFaceStudent:
-    """The shipped student, verified against the manifest; one shared frozen instance per device."""
-    return _load_sface32(str(torch.device(device)))
-
-
-@cache
-def _load_sface32(device: str) -> SFaceStudent:
+    """The shipped student, verified against the manifest; one shared frozen instance per device and per version
+    of the file (a re-shipped student is loaded again, not served from the cache)."""
     try:
         path = shipped_path(SHIPPED)
     except AssetError as err:
         raise AssetError(f"{err}. The student is trained here: `python -m mia_app distill-id-encoder --ship`, "
                          "or choose `id_encoder: sface`") from err
-    return read_student(path).to(device)
+    return _load_sface32(str(torch.device(device)), file_digest(path))
+
+
+@cache
+def _load_sface32(device: str, digest: str) -> SFaceStudent:
+    return read_student(REPO_ROOT / SHIPPED).to(device)
