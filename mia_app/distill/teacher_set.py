@@ -57,16 +57,17 @@ def build_teacher_set(cfg: DistillConfig, teacher: torch.nn.Module | None = None
     missing = [i for i in chunks if not (folder / f"chunk-{i // CHUNK:04d}.safetensors").is_file()]
     if not missing:
         return folder
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # on a GPU box the labelling takes minutes
     if teacher is None:
         from mia_app.models.sface import load_sface
 
-        teacher = load_sface()
+        teacher = load_sface(device)
     generator = load_dcgan()
     bf16 = cfg.teacher_precision == "bf16"
 
     def label(images: torch.Tensor) -> torch.Tensor:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            return embed_images(teacher, images).float().contiguous()
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+            return embed_images(teacher, images).float().cpu().contiguous()
 
     for start in tqdm(missing, desc="teacher set", unit="chunk"):
         x = render(generator, z[start : start + CHUNK], cfg.data.resolution)

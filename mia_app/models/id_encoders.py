@@ -43,7 +43,10 @@ def id_encoder_digest(name: str) -> str:
 @torch.no_grad()
 def embed_images(encoder: nn.Module, images_uint8: torch.Tensor, batch: int = 64, desc: str = "") -> torch.Tensor:
     """Embeddings N×D of uint8 images N×3×R×R, in batches (a progress bar when ``desc`` names it)."""
+    # SFace holds buffers only, the student parameters: the first tensor of either says where the encoder lives.
+    first = next(iter(encoder.state_dict().values()), None)
+    device = first.device if first is not None else torch.device("cpu")
     out = []
     for i in tqdm(range(0, len(images_uint8), batch), desc=desc, leave=False, disable=not desc):
-        out.append(encoder(images_uint8[i : i + batch].float().div(127.5).sub(1)))
+        out.append(encoder(images_uint8[i : i + batch].to(device).float().div(127.5).sub(1)))
     return torch.cat(out)
