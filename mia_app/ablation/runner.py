@@ -13,7 +13,8 @@ precision) only; the seed fixes the SDEdit noise of every
 candidate and T's pseudo-labels fix the sources, so cell (v, s) and (baseline, s) attack the same identities
 from the same starting points. Two exceptions: a variant with another E_id starts from another c_y⁰, and with
 ``init_sources`` / ``init_draws`` (the trial selection on the prior's output, run in fp32 for every precision)
-that c_y⁰, or another preset, may also keep other sources and noises. Peers keep the seed and identities too. A deterministic peer (the public-image
+that c_y⁰, or another preset, may also keep other sources and noises.
+Peers keep the seed and identities too. A deterministic peer (the public-image
 floor, MIFace from zero) runs once, in the first seed's folder, and pairs with every seed.
 
 Layout::
