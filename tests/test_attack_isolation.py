@@ -54,5 +54,8 @@ def test_the_attack_never_touches_private_data_nor_loads_e(tmp_path, monkeypatch
     assert models.target_meta["role"] == "target"
     assert set(models.as_dict()) == {"prior", "target", "id_encoder", "perceptual"}
     fields = {f.name for f in dataclasses.fields(AttackModels)}
-    assert fields == {"prior", "target", "target_meta", "id_encoder", "perceptual", "device"}
+    assert fields == {"prior", "target", "target_meta", "id_encoder", "perceptual", "device", "fingerprint"}
+    # the fingerprint names the weights the attack loaded: E is not among them
+    assert set(models.fingerprint) == {"prior", "target", "id_encoder"}
+    assert all(isinstance(v, str) and len(v) == 64 for v in models.fingerprint.values())
     assert not any("eval" in name for name in fields)
