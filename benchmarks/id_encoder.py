@@ -26,6 +26,7 @@ from mia_app.data import load_benchmark
 from mia_app.data.benchmark import to_signed
 from mia_app.evaluation.verification import verification_auc
 from mia_app.models.id_encoders import embed_images, load_id_encoder
+from mia_app.models.sface_student import read_student
 
 OUT = Path("results/benchmarks")
 
@@ -42,10 +43,14 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=40, help="images per timed pass (the cpu-quick step's 40)")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--student", type=Path,
+                    help="a student checkpoint (distill-id-encoder's --out/sface32.safetensors) instead of the shipped one")
+    ap.add_argument("--out", type=Path, default=OUT / "id_encoder.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     bench = load_benchmark(SynthIDConfig())
-    sface, student = load_id_encoder("sface"), load_id_encoder("sface32")
+    sface = load_id_encoder("sface")
+    student = read_student(args.student) if args.student else load_id_encoder("sface32")
     x = to_signed(bench.public.images[: args.batch])
     times: dict[str, list[float]] = {"sface": [], "sface32": []}
     for enc in (sface, student):
@@ -66,8 +71,10 @@ def main() -> None:
         "auc_sface": verification_auc(e_t, labels), "auc_student": verification_auc(e_s, labels),
     }
     result["auc_gap"] = result["auc_sface"] - result["auc_student"]
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "id_encoder.json").write_text(json.dumps(result, indent=2))
+    result["student"] = str(args.student) if args.student else "shipped sface32"
+    result["student_config"] = student.config()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
 
 
