@@ -44,7 +44,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--student", type=Path,
-                    help="a student checkpoint (distill-id-encoder's --out/sface32.safetensors) instead of the shipped one")
+                    help="a student checkpoint (distill-id-encoder's --out/sface32.safetensors), not the shipped one")
     ap.add_argument("--out", type=Path, default=OUT / "id_encoder.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
