@@ -71,6 +71,11 @@ def main() -> None:
         "auc_sface": verification_auc(e_t, labels), "auc_student": verification_auc(e_s, labels),
     }
     result["auc_gap"] = result["auc_sface"] - result["auc_student"]
+    # For scale: how far SFace's own embedding moves when the 32-px face shifts by one pixel or is mirrored.
+    shifted = torch.cat([bench.public.images[:, :, :, :1], bench.public.images[:, :, :, :-1]], dim=-1)
+    for name, moved in (("shift_1px", shifted), ("mirror", bench.public.images.flip(-1))):
+        c = (e_t * embed_images(sface, moved.contiguous(), 200)).sum(1)
+        result[f"sface_self_agreement_{name}"] = {"mean": c.mean().item(), "p05": c.quantile(0.05).item()}
     result["student"] = str(args.student) if args.student else "shipped sface32"
     result["student_config"] = student.config()
     args.out.parent.mkdir(parents=True, exist_ok=True)
