@@ -11,23 +11,17 @@ import hashlib
 import json
 from pathlib import Path
 
-from mia_app.assets import REPO_ROOT, file_digest
+from mia_app.assets import file_digest
 from mia_app.attack.config import AttackConfig
+from mia_app.attack.models import local_path
 from mia_app.models.id_encoders import id_encoder_digest
 
 FINGERPRINT_FILE = "models.json"
 
 
-def _local(name: str) -> Path | None:
-    p = Path(name)
-    if not p.is_absolute() and (REPO_ROOT / p).exists():
-        p = REPO_ROOT / p
-    return p if p.exists() else None
-
-
 def _path_digest(name: str) -> str:
     """sha256 of a file, or of a folder's (relative name, file sha256) list; ``hub:<id>`` for a hub id."""
-    local = _local(name)
+    local = local_path(name)
     if local is None:
         return f"hub:{name}"
     if local.is_file():

@@ -29,7 +29,8 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _local(path_or_id: str) -> Path | None:
+def local_path(path_or_id: str) -> Path | None:
+    """A path as given, or relative to the repository root; None when neither exists (a hub id, say)."""
     p = Path(path_or_id)
     if not p.is_absolute():
         p = (REPO_ROOT / p) if (REPO_ROOT / p).exists() else p
@@ -37,7 +38,7 @@ def _local(path_or_id: str) -> Path | None:
 
 
 def load_prior(name: str) -> Prior:
-    local = _local(name)
+    local = local_path(name)
     if local is None and name.startswith(("assets/", "./", "/")):
         raise AssetError(f"prior {name!r} not found; train one with `python -m mia_app train-prior --ship`")
     if local is not None and local.resolve().is_relative_to(REPO_ROOT / "assets"):
@@ -48,7 +49,7 @@ def load_prior(name: str) -> Prior:
 
 
 def load_target(name: str) -> tuple[nn.Module, dict]:
-    local = _local(name)
+    local = local_path(name)
     if local is None:
         raise AssetError(f"target classifier {name!r} not found")
     rel = str(local.resolve().relative_to(REPO_ROOT)) if local.resolve().is_relative_to(REPO_ROOT) else None

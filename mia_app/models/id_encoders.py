@@ -25,16 +25,12 @@ def load_id_encoder(name: str, device: str | torch.device = "cpu") -> nn.Module:
 def id_encoder_digest(name: str) -> str:
     """sha256 of the encoder's weights file: the name alone does not say which student a code came from.
     A missing or corrupt file raises the asset error that says how to get it."""
-    from mia_app.assets import AssetError, asset_path, file_digest, shipped_path
+    from mia_app.assets import asset_path, file_digest
 
     if name == "sface32":
-        from mia_app.models.sface_student import SHIPPED
+        from mia_app.models.sface_student import shipped_student_path
 
-        try:
-            return file_digest(shipped_path(SHIPPED))
-        except AssetError as err:
-            raise AssetError(f"{err}. The student is trained here: `python -m mia_app distill-id-encoder --ship`, "
-                             "or choose `id_encoder: sface`") from err
+        return file_digest(shipped_student_path())
     if name == "sface":
         return file_digest(asset_path("sface"))
     raise ValueError(f"unknown id_encoder {name!r}; choose one of {list(ID_ENCODERS)}")

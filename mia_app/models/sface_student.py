@@ -100,15 +100,19 @@ def read_student(path: Path) -> SFaceStudent:
     return student.eval().requires_grad_(False)
 
 
-def load_sface32(device: str | torch.device = "cpu") -> SFaceStudent:
-    """The shipped student, verified against the manifest; one shared frozen instance per device and per version
-    of the file (a re-shipped student is loaded again, not served from the cache)."""
+def shipped_student_path() -> Path:
+    """The shipped student's file, verified against the manifest; a missing or corrupt one says how to get it."""
     try:
-        path = shipped_path(SHIPPED)
+        return shipped_path(SHIPPED)
     except AssetError as err:
         raise AssetError(f"{err}. The student is trained here: `python -m mia_app distill-id-encoder --ship`, "
                          "or choose `id_encoder: sface`") from err
-    return _load_sface32(str(torch.device(device)), file_digest(path))
+
+
+def load_sface32(device: str | torch.device = "cpu") -> SFaceStudent:
+    """The shipped student; one shared frozen instance per device and per version of the file (a re-shipped
+    student is loaded again, not served from the cache)."""
+    return _load_sface32(str(torch.device(device)), file_digest(shipped_student_path()))
 
 
 @cache
