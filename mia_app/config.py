@@ -89,6 +89,8 @@ class PriorTrainConfig(StrictModel):
     """Training of the identity-conditioned pixel prior on the public pool (never on private data)."""
 
     kind: Literal["pixel"] = "pixel"
+    id_encoder: Literal["sface", "sface32"] = Field("sface", description="E_id of the codes c the prior learns to follow")
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 autocast of the UNet's forward (AMX CPUs, GPUs)")
     resolution: Literal[32, 64] = 32
     channels: tuple[int, ...] = (32, 64, 64)
     steps: int = Field(6000, ge=1)
@@ -149,6 +151,7 @@ class DistillConfig(StrictModel):
     sigma: float = Field(0.5, gt=0.0, le=2.0, description="intra-identity latent noise, as the benchmark's")
     stream: int = Field(2_000_003, ge=0, description="seed offset of the training identities' random stream")
     width: int = Field(32, ge=8, le=256, description="channels of the student's first stage")
+    blocks: int = Field(1, ge=1, le=8, description="residual blocks per stage of the student")
     epochs: int = Field(12, ge=1, le=1000)
     batch_size: int = Field(128, ge=8, le=4096)
     lr: float = Field(2e-3, gt=0.0, le=1.0)

@@ -140,6 +140,13 @@ def test_a_variant_may_run_another_preset_and_a_renamed_row_keeps_its_cells(tmp_
     assert by["latent"].config.prior.endswith("latent_prior") and by["baseline"].config.candidates == 2
     with pytest.raises(ValueError, match="preset must be an attack preset YAML"):
         _ablation(tmp_path, variants={"baseline": {}, "x": {"preset": 3}})
+    # ``prior`` swaps only the prior folder: the row keeps the preset's steps and schemes
+    swapped = _ablation(tmp_path, variants={"baseline": {}, "other_prior": {"prior": "elsewhere/prior"}}, peers=[])
+    rows = {c.variant: c.config for c in plan_cells(swapped)}
+    assert rows["other_prior"].prior == "elsewhere/prior"
+    assert rows["other_prior"].model_dump(exclude={"prior", "name"}) == rows["baseline"].model_dump(exclude={"prior", "name"})
+    with pytest.raises(ValueError, match="prior must be a prior folder path"):
+        _ablation(tmp_path, variants={"baseline": {}, "x": {"prior": ""}})
     # A finished cell saved under another row name, with the LoRA targets written out, is the same config.
     cell = by["baseline"]
     cell.folder.mkdir(parents=True)

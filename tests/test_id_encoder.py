@@ -48,6 +48,26 @@ def test_student_checkpoint_round_trip_is_fp16_and_strict(tmp_path):
     torch.testing.assert_close(again(x), student(x), atol=5e-3, rtol=0)  # fp16 weights
 
 
+def test_deeper_student_round_trips_and_a_forged_header_is_refused_before_allocating(tmp_path):
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    torch.manual_seed(0)
+    deep = SFaceStudent(8, blocks=2).eval()
+    assert len(deep.stages) == 8 and sum(p.numel() for p in deep.parameters()) > sum(
+        p.numel() for p in SFaceStudent(8).parameters())
+    save_student(deep, tmp_path / "deep.safetensors")
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    torch.testing.assert_close(read_student(tmp_path / "deep.safetensors")(x), deep(x), atol=5e-3, rtol=0)
+    tensors = load_file(str(tmp_path / "deep.safetensors"))
+    for key, value in (("width", 100_000), ("blocks", 0), ("embed_dim", "128")):
+        config = {"arch": "sface32", "width": 8, "embed_dim": 128, "blocks": 2, key: value}
+        save_file(tensors, str(tmp_path / "forged.safetensors"), metadata={"config": json.dumps(config)})
+        with pytest.raises(ValueError, match=f"header {key} must be an integer"):
+            read_student(tmp_path / "forged.safetensors")
+
+
 def test_shipped_student_is_in_the_manifest_and_loads_by_name():
     entry = shipped_entry(sface_student.SHIPPED)
     assert entry["role"] == "id_encoder" and "distill-id-encoder" in entry["provenance"]["command"]

@@ -2,6 +2,7 @@ import json
 
 import torch
 
+from mia_app.assets import REPO_ROOT
 from mia_app.config import PriorTrainConfig
 from mia_app.prior.model import IdentityPrior
 from mia_app.prior.train import heldout_mask, train_prior
@@ -32,3 +33,30 @@ def test_heldout_identities_are_whole_identities():
     held_ids = labels[mask].unique()
     assert len(held_ids) == 4
     assert not torch.isin(labels[~mask], held_ids).any()
+
+
+def test_codes_come_from_the_chosen_encoder_and_the_prior_records_it(tmp_path):
+    from safetensors import safe_open
+
+    from mia_app.models.id_encoders import id_encoder_digest
+
+    cfg = _cfg(2).model_copy(update={"id_encoder": "sface32", "precision": "bf16"})
+    report = train_prior(cfg, tmp_path)
+    prior = IdentityPrior.from_pretrained(report["out"])
+    assert prior.code_encoder == "sface32" and prior.code_encoder_sha256 == id_encoder_digest("sface32")
+    with safe_open(str(tmp_path / "public_codes.safetensors"), "pt") as f:
+        assert f.metadata()["id_encoder_sha256"] == id_encoder_digest("sface32")
+    # the same run folder with another encoder must not reuse the cached sface32 codes
+    from mia_app.data import load_benchmark
+    from mia_app.prior.train import public_codes
+
+    sface = public_codes(load_benchmark(cfg.data), tmp_path / "public_codes.safetensors", "sface")
+    with safe_open(str(tmp_path / "public_codes.safetensors"), "pt") as f:
+        assert f.metadata()["id_encoder"] == "sface"
+    student = public_codes(load_benchmark(cfg.data), tmp_path / "other.safetensors", "sface32")
+    assert not torch.allclose(sface, student)
+
+
+def test_the_shipped_pixel_prior_is_known_to_follow_sface_codes():
+    prior = IdentityPrior.from_pretrained(REPO_ROOT / "assets/prior")
+    assert prior.code_encoder == "sface"

@@ -17,8 +17,9 @@ __all__ = ["SCHEME_TOGGLES", "AblationConfig", "MIFacePeer", "OursPeer", "PPAPee
 
 SCHEME_TOGGLES = ("B3", "A", "C", "D")
 #: Attack settings a variant may change besides the schemes: what a speed change buys is ablated like a scheme.
-#: ``preset`` swaps the whole attack preset for that row (e.g. the pixel prior's beside the latent prior's).
-VARIANT_SETTINGS = ("id_encoder", "precision", "preset")
+#: ``preset`` swaps the whole attack preset for that row (e.g. the pixel prior's beside the latent prior's);
+#: ``prior`` swaps the prior folder only (two trainings of one prior kind, row beside row).
+VARIANT_SETTINGS = ("id_encoder", "precision", "preset", "prior")
 
 
 class AblationConfig(StrictModel):
@@ -28,7 +29,7 @@ class AblationConfig(StrictModel):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     baseline: str = "baseline"
     variants: dict[str, dict[str, Any]] = Field(..., description="name -> scheme toggles (B3/A/C/D, others off), "
-                                                "optionally id_encoder / precision / preset")
+                                                "optionally id_encoder / precision / preset / prior")
     peers: list[PeerConfig] = Field(default_factory=list)
     floor: str | None = Field(None, description="name of the no-attack row: every row gets a paired CI against it")
     order: list[str] = Field(default_factory=list, description="rows to run first, for every seed, in this "
@@ -66,6 +67,10 @@ class AblationConfig(StrictModel):
                 if key == "preset":
                     if not isinstance(value, str) or not value.endswith((".yaml", ".yml")):
                         raise ValueError(f"variant {name!r}: preset must be an attack preset YAML path, got {value!r}")
+                    continue
+                if key == "prior":
+                    if not isinstance(value, str) or not value.strip():
+                        raise ValueError(f"variant {name!r}: prior must be a prior folder path, got {value!r}")
                     continue
                 allowed = typing.get_args(AttackConfig.model_fields[key].annotation)  # Literal choices
                 if value not in allowed:

@@ -76,7 +76,7 @@ def base_config(acfg: AblationConfig, preset: str | None = None) -> AttackConfig
 
 def variant_config(base: AttackConfig, toggles: dict, seed: int, name: str) -> AttackConfig:
     """The preset with exactly these scheme toggles (unnamed toggles off), the variant's settings (E_id,
-    precision) and this seed."""
+    precision, prior) and this seed."""
     settings = {k: v for k, v in toggles.items() if k in VARIANT_SETTINGS and k != "preset"}
     schemes = base.schemes.model_dump() | {k: False for k in SCHEME_TOGGLES} | {
         k: v for k, v in toggles.items() if k not in VARIANT_SETTINGS}

@@ -85,7 +85,7 @@ def train_student(cfg: DistillConfig, out: Path, held: dict | None = None) -> di
     data = load_teacher_set(cfg)
     held = held if held is not None else heldout_set(cfg)
     torch.manual_seed(cfg.seed)
-    student = SFaceStudent(cfg.width)
+    student = SFaceStudent(cfg.width, blocks=cfg.blocks)
     opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     n = len(data["images"])
     steps_per_epoch = n // cfg.batch_size

@@ -47,21 +47,23 @@ class SFaceStudent(nn.Module):
 
     Args:
         width: channels at 32 px; the stages have width, 2·width, 4·width, 8·width channels.
+        blocks: residual blocks per stage (the first of a stage changes the shape).
     """
 
-    def __init__(self, width: int = 32, embed_dim: int = EMBED_DIM):
+    def __init__(self, width: int = 32, embed_dim: int = EMBED_DIM, blocks: int = 1):
         super().__init__()
         if not 8 <= width <= 256:
             raise ValueError(f"width must be in [8, 256], got {width}")
-        self.width, self.embed_dim = width, embed_dim
+        if not 1 <= blocks <= 8:
+            raise ValueError(f"blocks must be in [1, 8], got {blocks}")
+        self.width, self.embed_dim, self.blocks = width, embed_dim, blocks
         w = width
         self.stem = nn.Conv2d(3, w, 3, 1, 1, bias=False)
-        self.stages = nn.Sequential(
-            _Block(w, w, 1),                      # 32 px
-            _Block(w, 2 * w, 2),                  # 16 px
-            _Block(2 * w, 4 * w, 2),              # 8 px
-            _Block(4 * w, 8 * w, 2),              # 4 px
-        )
+        layers = []
+        # 32 -> 16 -> 8 -> 4 px. One flat Sequential, so blocks=1 keeps the shipped checkpoint's key names.
+        for cin, cout, stride in ((w, w, 1), (w, 2 * w, 2), (2 * w, 4 * w, 2), (4 * w, 8 * w, 2)):
+            layers += [_Block(cin, cout, stride)] + [_Block(cout, cout, 1) for _ in range(blocks - 1)]
+        self.stages = nn.Sequential(*layers)
         self.bn = nn.BatchNorm2d(8 * w)
         self.embed = nn.Linear(8 * w * 16, embed_dim, bias=False)
         self.bn_embed = nn.BatchNorm1d(embed_dim)
@@ -76,7 +78,7 @@ class SFaceStudent(nn.Module):
         return F.normalize(e, dim=1) if normalize else e
 
     def config(self) -> dict:
-        return {"arch": "sface32", "width": self.width, "embed_dim": self.embed_dim}
+        return {"arch": "sface32", "width": self.width, "embed_dim": self.embed_dim, "blocks": self.blocks}
 
 
 def save_student(student: SFaceStudent, path: Path, extra: dict | None = None) -> None:
@@ -94,10 +96,20 @@ def read_student(path: Path) -> SFaceStudent:
         config = json.loads(f.metadata()["config"])
     if config.get("arch") != "sface32":
         raise ValueError(f"{path} is not an sface32 checkpoint (arch {config.get('arch')!r})")
-    student = SFaceStudent(config["width"], config["embed_dim"])
+    _check_header(path, config)
+    student = SFaceStudent(config["width"], config["embed_dim"], config.get("blocks", 1))
     state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
     student.load_state_dict(state, strict=True)
     return student.eval().requires_grad_(False)
+
+
+def _check_header(path: Path, config: dict) -> None:
+    """The header's sizes within the constructor's bounds before anything is allocated (a forged header with
+    width 100000 would otherwise ask for hundreds of GB)."""
+    for key, lo, hi in (("width", 8, 256), ("embed_dim", 8, 1024), ("blocks", 1, 8)):
+        value = config.get(key, 1 if key == "blocks" else None)
+        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+            raise ValueError(f"{path}: header {key} must be an integer in [{lo}, {hi}], got {value!r}")
 
 
 def shipped_student_path() -> Path:

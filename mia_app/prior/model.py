@@ -67,6 +67,9 @@ class IdentityPrior(Prior):
         self.scheduler = scheduler or default_scheduler()
         self.code_dim = code_dim
         self.conditioned = unet.config.class_embed_type == "identity"
+        #: the E_id its codes were trained on and that encoder's sha256 (prior_config.json); None when unknown
+        self.code_encoder: str | None = None
+        self.code_encoder_sha256: str | None = None
         if self.conditioned:
             dim = unet.time_embedding.linear_2.out_features
             self.code_proj = nn.Sequential(nn.Linear(code_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
@@ -129,6 +132,10 @@ class IdentityPrior(Prior):
             scheduler = DDPMScheduler.from_pretrained(path / "scheduler")
             meta = json.loads((path / "prior_config.json").read_text())
             prior = cls(unet, scheduler, code_dim=meta["code_dim"])
+            # Priors shipped before the encoder was recorded were trained on SFace codes (their train_config
+            # has no id_encoder); the attack warns when it feeds codes of another encoder.
+            prior.code_encoder = meta.get("code_encoder", "sface" if "train_config" in meta else None)
+            prior.code_encoder_sha256 = meta.get("code_encoder_sha256")
             if prior.code_proj is not None:
                 state = load_file(str(path / "code_proj.safetensors"))
                 prior.code_proj.load_state_dict({k: v.float() for k, v in state.items()})

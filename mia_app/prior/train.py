@@ -1,7 +1,8 @@
 """Train the identity-conditioned prior on the public pool, diffusers-examples style.
 
 accelerate loop, EMA, tqdm, per-term JSONL logs, resumable ``checkpoint-N`` folders and sample grids.
-c = E_id(x_public): unit-norm SFace codes of the public images, computed once and cached.
+c = E_id(x_public): unit-norm codes of the public images (``id_encoder``: SFace or its 32-px student),
+computed once and cached.
 """
 
 from __future__ import annotations
@@ -20,22 +21,28 @@ from tqdm import tqdm
 
 from mia_app.config import PriorTrainConfig
 from mia_app.data import Benchmark, load_benchmark
-from mia_app.models.id_encoders import embed_images
+from mia_app.models.id_encoders import embed_images, id_encoder_digest, load_id_encoder
 from mia_app.prior.model import IdentityPrior, default_unet
 from mia_app.prior.sampler import sample_from_noise
 from mia_app.viz import save_grid
 
 
-def public_codes(bench: Benchmark, cache: Path) -> torch.Tensor:
-    if cache.is_file():
-        codes = load_file(str(cache))["codes"]
-        if len(codes) == len(bench.public):
-            return codes
-    from mia_app.models.sface import load_sface
+def public_codes(bench: Benchmark, cache: Path, id_encoder: str = "sface") -> torch.Tensor:
+    """E_id(x) of every public image, unit-norm N×128, cached under ``cache`` with the encoder's sha256 (a
+    re-shipped student, or another encoder, computes them again)."""
+    from safetensors import safe_open
 
-    codes = embed_images(load_sface(), bench.public.images, desc="SFace codes")
+    digest = id_encoder_digest(id_encoder)
+    if cache.is_file():
+        with safe_open(str(cache), "pt") as f:
+            meta = f.metadata() or {}
+        codes = load_file(str(cache))["codes"]
+        if len(codes) == len(bench.public) and meta.get("id_encoder_sha256") == digest:
+            return codes
+    codes = embed_images(load_id_encoder(id_encoder), bench.public.images, desc=f"{id_encoder} codes")
     cache.parent.mkdir(parents=True, exist_ok=True)
-    save_file({"codes": codes.contiguous()}, str(cache))
+    save_file({"codes": codes.contiguous()}, str(cache), metadata={"id_encoder": id_encoder,
+                                                                    "id_encoder_sha256": digest})
     return codes
 
 
@@ -58,7 +65,7 @@ def train_prior(cfg: PriorTrainConfig, out: Path, bench: Benchmark | None = None
     (out / "config.json").write_text(cfg.model_dump_json(indent=2))
     torch.manual_seed(cfg.seed)
     bench = bench or load_benchmark(cfg.data)
-    codes = public_codes(bench, out / "public_codes.safetensors")
+    codes = public_codes(bench, out / "public_codes.safetensors", cfg.id_encoder)
     held = heldout_mask(bench.public.labels, cfg.heldout_fraction, cfg.seed)
     train_x, train_c = bench.public.images[~held], codes[~held]
 
@@ -96,7 +103,9 @@ def train_prior(cfg: PriorTrainConfig, out: Path, bench: Benchmark | None = None
         eps = torch.randn(x0.shape, generator=gen).to(accelerator.device)
         a = alphas_cumprod[t].view(-1, 1, 1, 1)
         x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps
-        loss = F.mse_loss(prior(x_t, t, c), eps)
+        with torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            eps_hat = prior(x_t, t, c)
+        loss = F.mse_loss(eps_hat.float(), eps)
         opt.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         opt.step()
@@ -112,7 +121,9 @@ def train_prior(cfg: PriorTrainConfig, out: Path, bench: Benchmark | None = None
             log.flush()
     log.close()
     final = _ema_copy(accelerator.unwrap_model(prior), ema)
-    final.save_pretrained(out / "prior", fp16=True, extra={"train_config": json.loads(cfg.model_dump_json())})
+    final.save_pretrained(out / "prior", fp16=True, extra={"train_config": json.loads(cfg.model_dump_json()),
+                                                           "code_encoder": cfg.id_encoder,
+                                                           "code_encoder_sha256": id_encoder_digest(cfg.id_encoder)})
     return {"steps": cfg.steps, "final_loss": loss.item() if cfg.steps > start else None, "out": str(out / "prior")}
 
 
