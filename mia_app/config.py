@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    """Unknown keys are errors, and so is every NaN or ±inf float (a NaN loss weight would silently drop its
+    term; ``1e309`` parses as inf)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class SynthIDConfig(StrictModel):
@@ -51,8 +53,8 @@ class ClassifierTrainConfig(StrictModel):
     width: int = Field(32, ge=4, le=256)
     epochs: int = Field(30, ge=1)
     batch_size: int = Field(128, ge=1)
-    lr: float = Field(0.05, gt=0)
-    weight_decay: float = Field(5e-4, ge=0)
+    lr: float = Field(0.05, gt=0, le=10)
+    weight_decay: float = Field(5e-4, ge=0, le=1)
     label_smoothing: float = Field(0.1, ge=0, lt=1)
     seed: int = 0
     data: SynthIDConfig | FolderConfig = Field(default_factory=SynthIDConfig, discriminator="kind")
@@ -66,7 +68,9 @@ class ClassifierTrainConfig(StrictModel):
 
 
 def load_yaml(path: str | Path, model: type[BaseModel], **overrides) -> BaseModel:
-    data = yaml.safe_load(Path(path).read_text()) or {}
+    from mia_app.user_input import read_yaml
+
+    data = read_yaml(path)
     data.update({k: v for k, v in overrides.items() if v is not None})
     return model.model_validate(data)
 
@@ -89,13 +93,13 @@ class PriorTrainConfig(StrictModel):
     """Training of the identity-conditioned pixel prior on the public pool (never on private data)."""
 
     kind: Literal["pixel"] = "pixel"
-    id_encoder: Literal["sface", "sface32"] = Field("sface", description="E_id of the codes c the prior learns to follow")
-    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 autocast of the UNet's forward (AMX CPUs, GPUs)")
+    id_encoder: Literal["sface", "sface32"] = Field("sface", description="E_id of the codes c it follows")
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: autocast of the UNet (AMX, GPUs)")
     resolution: Literal[32, 64] = 32
-    channels: tuple[int, ...] = (32, 64, 64)
+    channels: tuple[Annotated[int, Field(ge=8, le=1024)], ...] = Field((32, 64, 64), min_length=1, max_length=6)
     steps: int = Field(6000, ge=1)
     batch_size: int = Field(32, ge=1)
-    lr: float = Field(2e-4, gt=0)
+    lr: float = Field(2e-4, gt=0, le=1)
     p_uncond: float = Field(0.1, ge=0, le=1, description="probability of dropping the code (for guidance)")
     ema_decay: float = Field(0.999, ge=0, lt=1)
     save_every: int = Field(500, ge=1)

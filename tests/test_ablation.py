@@ -144,7 +144,8 @@ def test_a_variant_may_run_another_preset_and_a_renamed_row_keeps_its_cells(tmp_
     swapped = _ablation(tmp_path, variants={"baseline": {}, "other_prior": {"prior": "elsewhere/prior"}}, peers=[])
     rows = {c.variant: c.config for c in plan_cells(swapped)}
     assert rows["other_prior"].prior == "elsewhere/prior"
-    assert rows["other_prior"].model_dump(exclude={"prior", "name"}) == rows["baseline"].model_dump(exclude={"prior", "name"})
+    same = {"prior", "name"}
+    assert rows["other_prior"].model_dump(exclude=same) == rows["baseline"].model_dump(exclude=same)
     with pytest.raises(ValueError, match="prior must be a prior folder path"):
         _ablation(tmp_path, variants={"baseline": {}, "x": {"prior": ""}})
     # A finished cell saved under another row name, with the LoRA targets written out, is the same config.

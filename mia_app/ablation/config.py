@@ -6,7 +6,6 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, field_validator, model_validator
 
 from mia_app.attack.config import SchemesConfig
@@ -104,7 +103,7 @@ class AblationConfig(StrictModel):
             if not self.targets:
                 raise ValueError("no targets")
             return list(self.targets)
-        from mia_app.cli.attack import parse_targets
+        from mia_app.user_input import parse_targets
 
         return parse_targets(self.targets)
 
@@ -113,9 +112,11 @@ class AblationConfig(StrictModel):
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides) -> AblationConfig:
+        from mia_app.user_input import read_yaml
+
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no ablation config at {path}")
-        data = yaml.safe_load(path.read_text()) or {}
+        data = read_yaml(path)
         data.update({k: v for k, v in overrides.items() if v is not None})
         return cls.model_validate(data)

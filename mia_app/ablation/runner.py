@@ -35,7 +35,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from tqdm import tqdm
 
 from mia_app.ablation.config import SCHEME_TOGGLES, VARIANT_SETTINGS, AblationConfig, PeerConfig
@@ -44,6 +43,7 @@ from mia_app.ablation.tables import plot_acc, render_table
 from mia_app.attack.config import AttackConfig
 from mia_app.attack.fingerprint import FINGERPRINT_FILE, model_fingerprint, read_fingerprint, write_fingerprint
 from mia_app.attack.sharding import Shard, barrier, broadcast_from_main, current_shard
+from mia_app.user_input import dump_yaml, read_yaml
 
 log = logging.getLogger("mia_app.ablation")
 
@@ -128,7 +128,7 @@ def _same_config(cell: Cell) -> bool:
     if not saved.is_file():
         return False
     outside_peer = cell.peer is not None and cell.peer.kind not in ("stage1_only", "plg_max_margin")
-    raw = yaml.safe_load(saved.read_text()) or {}
+    raw = read_yaml(saved)
     raw.setdefault("id_encoder", "sface")  # written before E_id was a setting: those runs used SFace
     was, now = (_comparable(c) for c in (AttackConfig.model_validate(raw), cell.config))
     if outside_peer:  # a change to our attack's settings (E_id, sampler, ...) does not touch a peer's cell
@@ -197,7 +197,7 @@ def run_ablation(acfg: AblationConfig, progress: bool = True, run: bool = True) 
     out.mkdir(parents=True, exist_ok=True)
     shard = current_shard()
     if shard.is_main:
-        (out / "ablation.yaml").write_text(yaml.safe_dump(acfg.model_dump(mode="json"), sort_keys=False))
+        (out / "ablation.yaml").write_text(dump_yaml(acfg.model_dump(mode="json")))
     cells = plan_cells(acfg)
     tag = lambda c: f"{c.variant}/seed{c.seed}"  # noqa: E731
     # Every process checks the finished cells before any work starts, so a mismatch stops them all alike.

@@ -6,6 +6,7 @@ The evaluation model E is deliberately absent: the attack never sees it.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,10 +38,19 @@ def local_path(path_or_id: str) -> Path | None:
     return p if p.exists() else None
 
 
+def online() -> bool:
+    """Hub downloads are tried only when the user says so (``MIA_ONLINE=1``): offline, a typo in a folder name
+    must read "not found", not a network error after a timeout."""
+    return os.environ.get("MIA_ONLINE", "") == "1"
+
+
 def load_prior(name: str) -> Prior:
     local = local_path(name)
     if local is None and name.startswith(("assets/", "./", "/")):
         raise AssetError(f"prior {name!r} not found; train one with `python -m mia_app train-prior --ship`")
+    if local is None and not online():
+        raise AssetError(f"prior {name!r} not found: no such folder (a relative path is read from the working "
+                         "directory or the repository); a Hugging Face hub id is fetched only with MIA_ONLINE=1")
     if local is not None and local.resolve().is_relative_to(REPO_ROOT / "assets"):
         for f in sorted(local.resolve().rglob("*")):  # verify the shipped prior against the manifest
             if f.is_file():

@@ -7,6 +7,7 @@ import importlib
 import sys
 
 from mia_app.assets import AssetError
+from mia_app.user_input import explain
 
 # Module name per subcommand, imported lazily so `--help` stays fast and torch-free commands stay light.
 COMMANDS = {
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m mia_app", description="Diffusion-prior model inversion attacks on face classifiers."
     )
+    parser.add_argument("--debug", action="store_true", help="on an error, print the traceback too")
     sub = parser.add_subparsers(dest="command", required=True, metavar="<command>")
     for name, module in COMMANDS.items():
         importlib.import_module(module).add_parser(sub, name)
@@ -39,6 +41,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except (ValueError, FileNotFoundError, AssetError) as err:
-        # Bad user input: one clear line, not a traceback.
-        print(f"error: {err}", file=sys.stderr)
+        # Bad user input (a pydantic ValidationError is a ValueError): one clear line, not a traceback.
+        if args.debug:
+            raise
+        print(f"error: {explain(err)}", file=sys.stderr)
         return 2
+    except Exception as err:  # anything else is ours to fix: still one line, the traceback on request
+        if args.debug:
+            raise
+        print(f"error: {type(err).__name__}: {explain(err)} (rerun with `python -m mia_app --debug ...` for the "
+              "traceback)", file=sys.stderr)
+        return 1

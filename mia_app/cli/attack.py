@@ -10,23 +10,7 @@ from tqdm import tqdm
 from mia_app.attack.events import BaseCallback
 from mia_app.cli.common import print_json, set_threads
 from mia_app.peers.config import PEER_KINDS
-
-
-def parse_targets(text: str) -> list[int]:
-    """``0,1,2`` or ``0-9`` or a mix (``0-3,7``)."""
-    out: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        if "-" in part:
-            lo, hi = part.split("-")
-            out += list(range(int(lo), int(hi) + 1))
-        else:
-            out.append(int(part))
-    if not out:
-        raise ValueError(f"no targets in {text!r}")
-    return out
+from mia_app.user_input import parse_targets, read_yaml
 
 
 class TqdmProgress(BaseCallback):
@@ -96,7 +80,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_peer(args: argparse.Namespace, targets: list[int], overrides: dict, callbacks: list) -> dict:
-    import yaml
     from pydantic import ValidationError
 
     from mia_app.attack.config import AttackConfig
@@ -106,9 +89,7 @@ def _run_peer(args: argparse.Namespace, targets: list[int], overrides: dict, cal
     if args.peer_config is not None:
         if not args.peer_config.is_file():
             raise FileNotFoundError(f"no peer config at {args.peer_config}")
-        settings = yaml.safe_load(args.peer_config.read_text()) or {}
-        if not isinstance(settings, dict):
-            raise ValueError(f"{args.peer_config}: expected a mapping of peer settings")
+        settings = read_yaml(args.peer_config)
     try:
         peer = parse_peer({**settings, "kind": args.method})
     except ValidationError as err:

@@ -22,9 +22,9 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
 def data_config(args: argparse.Namespace) -> SynthIDConfig | FolderConfig:
     overrides = {"n_private": args.n_private, "sigma": args.sigma, "resolution": args.resolution, "seed": args.seed}
     if args.data_config:
-        import yaml
+        from mia_app.user_input import read_yaml
 
-        raw = yaml.safe_load(open(args.data_config)) or {}
+        raw = read_yaml(args.data_config)
         model = FolderConfig if raw.get("kind") == "folder" else SynthIDConfig
         if model is FolderConfig:
             overrides = {k: v for k, v in overrides.items() if k in ("resolution", "seed")}

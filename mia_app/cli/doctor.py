@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from mia_app.attack.config import AttackConfig
     from mia_app.attack.doctor import LOGVAR_MOVE_AFTER, Doctor
     from mia_app.attack.run import run_attack
-    from mia_app.cli.attack import parse_targets
+    from mia_app.user_input import parse_targets
 
     set_threads()
     cfg = AttackConfig.from_yaml(args.config, prior=args.prior, target=args.target)

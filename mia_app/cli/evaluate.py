@@ -16,6 +16,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
                    help="dlib judge: auto (used if dlib imports), on (required), off")
     p.add_argument("--facenet", action="store_true",
                    help="also judge with FaceNet/VGGFace2 (needs facenet-pytorch and network once; not offline)")
+    p.add_argument("--allow-target-as-judge", action="store_true",
+                   help="let --eval-model be the attacked T itself (a sanity check; its accuracy is 1.0 by design)")
     p.set_defaults(run=run)
 
 
@@ -23,5 +25,6 @@ def run(args: argparse.Namespace) -> int:
     from mia_app.evaluation.evaluate import evaluate_run
 
     set_threads()
-    print_json(evaluate_run(args.run_dir, args.eval_model, judge=args.judge, facenet=args.facenet))
+    print_json(evaluate_run(args.run_dir, args.eval_model, judge=args.judge, facenet=args.facenet,
+                                           allow_target_as_judge=args.allow_target_as_judge))
     return 0

@@ -22,12 +22,11 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import yaml
-
     from mia_app.config import LatentPriorTrainConfig, PriorTrainConfig, load_yaml
+    from mia_app.user_input import read_yaml
 
     set_threads()
-    kind = (yaml.safe_load(Path(args.config).read_text()) or {}).get("kind", "pixel")
+    kind = read_yaml(args.config).get("kind", "pixel")
     if kind == "latent":
         from mia_app.prior.latent_train import train_latent_prior
 

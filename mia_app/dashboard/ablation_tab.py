@@ -18,9 +18,7 @@ NO_ABLATIONS = ("No ablations yet: run `python -m mia_app ablate --config config
 
 
 def ablation_available() -> bool:
-    from mia_app.cli import COMMANDS
-
-    return "ablate" in COMMANDS and importlib.util.find_spec("mia_app.ablation") is not None
+    return importlib.util.find_spec("mia_app.ablation") is not None
 
 
 def list_ablations(results: Path) -> list[Path]:
@@ -47,8 +45,12 @@ def queue_ablation(ctx: DashboardContext, config: Path, session: str | None) -> 
     from pydantic import ValidationError
 
     from mia_app.ablation.config import AblationConfig
-    from mia_app.dashboard.submission import LaunchError, explain
+    from mia_app.dashboard.submission import LaunchError
+    from mia_app.user_input import explain
 
+    if ctx.settings.hosted:
+        # The tab hides its button when hosted; this refuses the same launch reaching the endpoint directly.
+        raise LaunchError("ablations are not launched on a hosted server: run `python -m mia_app ablate` yourself")
     try:
         acfg = AblationConfig.from_yaml(config)
     except ValidationError as err:

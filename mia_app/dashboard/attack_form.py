@@ -78,8 +78,12 @@ class AttackForm:
         for spec, value in zip(self.specs, values, strict=True):
             value = spec.coerce(value)
             if spec in self.weights:
-                # A zero weight drops the term (no forward pass for it); negatives reach the validator.
-                if value is not None and value != 0:
+                # A zero weight drops the term (no forward pass for it); negatives reach the validator. A box
+                # the browser left empty (it blanks what it cannot parse, 1e309 say) is an error, never "off".
+                if value is None:
+                    raise ValueError(f"{spec.path[0]}.weights.{spec.path[-1]} is empty: type a number "
+                                     "(0 turns the term off)")
+                if value != 0:
                     set_path(data, spec.path, float(value))
             else:
                 set_path(data, spec.path, value)

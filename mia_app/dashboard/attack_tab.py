@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import gradio as gr
 from pydantic import ValidationError
 
 from mia_app.attack.config import SCHEME_DEFAULT_WEIGHTS
-from mia_app.cli.attack import parse_targets
 from mia_app.dashboard.context import DashboardContext
 from mia_app.dashboard.form import FieldSpec
 from mia_app.dashboard.identities import Identities, identities
 from mia_app.dashboard.live_panel import LivePanel, build_live_panel, job_choices
 from mia_app.dashboard.peer_form import METHOD_LABELS, OURS, PeerForm
 from mia_app.dashboard.presets import default_preset, load_preset, missing_models
-from mia_app.dashboard.submission import LaunchError, explain, submit_attack, submit_peer
+from mia_app.dashboard.submission import LaunchError, check_upload, submit_attack, submit_peer
 from mia_app.dashboard.widgets import widget
+from mia_app.user_input import explain, parse_targets
 
 log = logging.getLogger("mia_app.dashboard")
 PRIVATE_LABEL = "private reference (demo mode only)"
@@ -64,8 +65,10 @@ class AttackTab:
                 self._form_widgets()
                 # Handlers take and return values in form.specs order, whatever the visual layout.
                 self.fields = [self.widgets[s] for s in self.form.specs]
+                # No file_types filter: the browser would drop a refused file without a word and Launch would
+                # then attack the preset's T. Every file reaches check_upload, which says why it is refused.
                 self.upload = gr.File(label="Custom target classifier T (optional, .safetensors only)",
-                                      file_types=[".safetensors"], type="filepath", height=90)
+                                      type="filepath", height=90, elem_id="upload")
                 self.launch = gr.Button("Launch", variant="primary", elem_id="launch")
                 self.status = gr.Markdown(elem_id="launch-status")
             with gr.Column(scale=3, min_width=480):
@@ -151,6 +154,21 @@ class AttackTab:
         inputs = {self.preset, self.targets, self.run_name, self.upload, self.method, *self.fields,
                   *[w for ws in self.peer_widgets.values() for w in ws]}
         self.launch.click(self.on_launch, inputs, [self.status, self.live.watch])
+        self.upload.change(self.on_upload, [self.preset, self.upload], [self.status])
+
+    def on_upload(self, preset: str | None, upload: str | None) -> str:
+        """Say at once whether the uploaded T will be used; a refused one also blocks Launch (submission)."""
+        if not upload:
+            return ""
+        try:
+            cfg = load_preset(self.ctx.presets()[preset]) if preset in self.ctx.presets() else None
+            n_classes = identities(cfg.data, self.ctx.settings.demo).n_classes if cfg else None
+            meta = check_upload(upload, n_classes)
+        except (LaunchError, ValidationError, ValueError) as err:
+            msg = explain(err)
+            gr.Warning(msg)
+            return f"⚠️ {msg}. Launch is refused until the file is removed or replaced."
+        return f"✅ custom T: {Path(upload).name} ({meta['arch']}, {meta['n_classes']} classes) will be attacked"
 
     def on_method(self, label: str | None):
         """Our attack's sections for ours, the chosen peer's settings otherwise."""

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from mia_app.assets import REPO_ROOT
 from mia_app.attack.config import AttackConfig
+from mia_app.attack.models import online
+from mia_app.user_input import read_yaml
 
 PRIOR_HINT = ("train one with `python -m mia_app train-prior --config configs/prior/latent.yaml --ship` (the latent "
               "prior) or `--config configs/prior/cpu.yaml --ship` (the pixel prior)")
@@ -28,7 +28,7 @@ def default_preset(presets: dict[str, Path], preferred: str) -> str | None:
 
 def load_preset(path: Path) -> AttackConfig:
     """Raises ValueError with pydantic's message when the preset itself is invalid."""
-    return AttackConfig.model_validate(yaml.safe_load(Path(path).read_text()) or {})
+    return AttackConfig.model_validate(read_yaml(path))
 
 
 def resolve_local(path: str) -> Path | None:
@@ -41,8 +41,8 @@ def resolve_local(path: str) -> Path | None:
 def missing_models(cfg: AttackConfig) -> list[str]:
     """Human-readable problems with the prior / target paths; empty when the attack can load both."""
     problems = []
-    # A prior that is not a local-looking path may be a hub id (online users); it is checked when loaded.
-    if resolve_local(cfg.prior) is None and cfg.prior.startswith(("assets/", "./", "/", "runs/")):
+    # A prior that is not a local-looking path may be a hub id, fetched only in online mode (MIA_ONLINE=1).
+    if resolve_local(cfg.prior) is None and (cfg.prior.startswith(("assets/", "./", "/", "runs/")) or not online()):
         problems.append(f"prior not found at `{cfg.prior}`: {PRIOR_HINT}")
     if resolve_local(cfg.target) is None:
         hint = TARGET_HINT if cfg.target.startswith("assets/") else "upload a target checkpoint or fix the path"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from mia_app.user_input import read_yaml
 
 _FINAL = re.compile(r"class(\d+)_rank(\d+)\.png$")
 _GRID = re.compile(r"stage(\d)/batch(\d+)_step(\d+)\.png$")
@@ -31,7 +31,7 @@ class RunFolder:
 
     def config(self) -> dict[str, Any]:
         f = self.path / "config.yaml"
-        return yaml.safe_load(f.read_text()) if f.is_file() else {}
+        return read_yaml(f) if f.is_file() else {}
 
     def method(self) -> str:
         """What made the run: ``ours (B3+D)`` / ``ours (baseline)``, or the peer's kind (``ppa``, ...)."""

@@ -7,6 +7,7 @@
 | MIA_ABLATIONS_DIR | ablation configs the Ablation tab can launch (YAML AblationConfigs) |
 | MIA_AUTH=user:pass | hosted mode: Gradio login; each user sees and limits only their own jobs |
 | MIA_MAX_STEPS, MIA_MAX_CANDIDATES, MIA_MAX_TARGETS, MIA_MAX_QUEUED | hosted limits (per stage / per session) |
+| MIA_MAX_COMPUTE | hosted limit on a job's sampler passes (``AttackConfig.compute_units``; hosted default 400 000) |
 | MIA_DEMO=0 | hide the private reference images (shown by default: the embedded benchmark is synthetic) |
 | MIA_START_WORKER=0 | do not start a worker subprocess (workers run elsewhere) |
 | MIA_HOST, MIA_PORT | where to serve (127.0.0.1:7860) |
@@ -22,6 +23,9 @@ from pydantic import Field, field_validator
 from mia_app.assets import REPO_ROOT
 from mia_app.config import StrictModel
 
+#: A hosted job's default compute cap in sampler passes: cpu-quick on all 100 classes, the ``cpu`` preset on 34.
+HOSTED_COMPUTE = 400_000
+
 
 class DashboardSettings(StrictModel):
     db: Path = Path("runs/jobs.sqlite")
@@ -35,11 +39,12 @@ class DashboardSettings(StrictModel):
     max_candidates: int | None = Field(None, ge=1)
     max_targets: int | None = Field(None, ge=1)
     max_queued: int | None = Field(None, ge=1, description="queued + running jobs per session")
+    max_compute: int | None = Field(None, ge=1, description="sampler passes per job (AttackConfig.compute_units)")
     demo: bool = True
     start_worker: bool = True
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=1, le=65535)
-    poll_s: float = Field(1.0, gt=0)
+    poll_s: float = Field(1.0, gt=0, le=60)
     eval_model: str = "assets/eval.safetensors"
 
     @field_validator("auth", mode="before")
@@ -56,13 +61,22 @@ class DashboardSettings(StrictModel):
     def hosted(self) -> bool:
         return self.auth is not None
 
+    @property
+    def compute_cap(self) -> int | None:
+        """``max_compute``, or when hosted and unset ``HOSTED_COMPUTE``: per-stage step caps alone do not bound
+        a job (200 sampler steps per step, many candidates, many classes)."""
+        if self.max_compute is not None:
+            return self.max_compute
+        return HOSTED_COMPUTE if self.hosted else None
+
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> DashboardSettings:
         env = dict(os.environ if env is None else env)
         names = {"db": "MIA_DB", "runs": "MIA_RUNS_DIR", "results": "MIA_RESULTS_DIR", "presets": "MIA_PRESETS_DIR",
                  "ablations": "MIA_ABLATIONS_DIR", "default_preset": "MIA_DEFAULT_PRESET", "auth": "MIA_AUTH",
                  "max_steps": "MIA_MAX_STEPS", "max_candidates": "MIA_MAX_CANDIDATES", "max_targets": "MIA_MAX_TARGETS",
-                 "max_queued": "MIA_MAX_QUEUED", "demo": "MIA_DEMO", "start_worker": "MIA_START_WORKER",
+                 "max_queued": "MIA_MAX_QUEUED", "max_compute": "MIA_MAX_COMPUTE", "demo": "MIA_DEMO",
+                 "start_worker": "MIA_START_WORKER",
                  "host": "MIA_HOST", "port": "MIA_PORT"}
         values = {field: env[var] for field, var in names.items() if env.get(var, "") != ""}
         # The job store and run folders default to runs/ next to each other unless set separately.

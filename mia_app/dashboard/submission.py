@@ -13,24 +13,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from mia_app.attack.config import AttackConfig
-from mia_app.cli.attack import parse_targets
 from mia_app.dashboard.attack_form import AttackForm
 from mia_app.dashboard.presets import load_preset, missing_models
 from mia_app.dashboard.settings import DashboardSettings
 from mia_app.service.store import Job, JobStore
+from mia_app.user_input import explain, parse_targets
 
 
 class LaunchError(ValueError):
     """A user-facing reason why a job was not queued."""
-
-
-def explain(err: ValidationError) -> str:
-    """pydantic's errors as one line per field: ``stage1.steps: Input should be greater than or equal to 0``."""
-    lines = []
-    for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-after"))
-        lines.append(f"{where or 'config'}: {e['msg']}")
-    return "; ".join(lines)
 
 
 def validated(data: dict[str, Any]) -> AttackConfig:
@@ -54,23 +45,32 @@ def targets_from(text: str, n_classes: int | None, limit: int | None) -> list[in
     return targets
 
 
-def store_upload(upload: str | None, folder: Path, n_classes: int | None = None) -> str | None:
-    """A user's target checkpoint: only .safetensors (no pickles), kept under a content-hash name."""
-    if not upload:
-        return None
+def check_upload(upload: str | Path, n_classes: int | None = None) -> dict:
+    """The header of a user's target checkpoint, or a LaunchError saying why it is refused: only .safetensors
+    (no pickles), a mia_app classifier header within bounds, the preset's number of classes. Messages name the
+    file, never its server path."""
     src = Path(upload)
     if src.suffix.lower() != ".safetensors":
-        raise LaunchError(f"custom target must be a .safetensors file, got {src.name!r}")
+        raise LaunchError(f"custom target must be a .safetensors file, got {src.name!r} (remove it to attack the "
+                          "preset's T)")
     from mia_app.models.classifiers import read_meta
 
     try:
         meta = read_meta(src)
     except Exception as err:  # safetensors raises several error types for garbage input
-        raise LaunchError(f"{src.name} is not a mia_app classifier checkpoint: {err}") from err
-    if not {"arch", "n_classes", "width"} <= set(meta):
-        raise LaunchError(f"{src.name}: classifier metadata lacks arch / n_classes / width")
+        reason = str(err).replace(str(src), src.name)
+        raise LaunchError(f"{src.name} is not a mia_app classifier checkpoint: {reason}") from err
     if n_classes is not None and meta["n_classes"] != n_classes:
         raise LaunchError(f"{src.name} has {meta['n_classes']} classes; the preset's benchmark has {n_classes}")
+    return meta
+
+
+def store_upload(upload: str | None, folder: Path, n_classes: int | None = None) -> str | None:
+    """A checked upload (``check_upload``) kept under a content-hash name; None when there is none."""
+    if not upload:
+        return None
+    check_upload(upload, n_classes)
+    src = Path(upload)
     digest = hashlib.sha256(src.read_bytes()).hexdigest()[:16]
     dest = folder / f"target-{digest}.safetensors"
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -78,7 +78,12 @@ def store_upload(upload: str | None, folder: Path, n_classes: int | None = None)
     return str(dest.resolve())
 
 
-def check_limits(cfg: AttackConfig, settings: DashboardSettings) -> None:
+def check_limits(cfg: AttackConfig, settings: DashboardSettings, n_identities: int = 1) -> None:
+    """The hosted caps: steps per stage, candidates, and the job's whole compute (sampler passes)."""
+    if (cap := settings.compute_cap) is not None and (units := cfg.compute_units(n_identities)) > cap:
+        raise LaunchError(f"this job needs {units:,} sampler passes ((stage1.steps + stage2.steps) x "
+                          f"sampler.num_steps x candidates x {n_identities} classes, plus the initial trials); "
+                          f"this server allows {cap:,} per job")
     if settings.max_steps is not None:
         for stage in ("stage1", "stage2"):
             if getattr(cfg, stage).steps > settings.max_steps:
@@ -117,7 +122,7 @@ def prepare_attack(store: JobStore, settings: DashboardSettings, form: AttackFor
     if (target := store_upload(upload, settings.runs / "uploads", n_classes)) is not None:
         data["target"] = target
     cfg = validated(data)
-    check_limits(cfg, settings)
+    check_limits(cfg, settings, len(targets))
     if problems := missing_models(cfg):
         raise LaunchError("; ".join(problems))
     check_queue(store, settings, session)
@@ -132,14 +137,19 @@ def submit_attack(store: JobStore, settings: DashboardSettings, form: AttackForm
     return store.submit("attack", cfg.name, cfg.model_dump(mode="json"), targets, session)
 
 
-def check_peer_limits(peer, settings: DashboardSettings) -> None:
-    """The hosted caps, read for a peer: its optimisation steps and its candidates per identity."""
+def check_peer_limits(peer, settings: DashboardSettings, n_identities: int = 1) -> None:
+    """The hosted caps, read for a peer: its optimisation steps, its candidates per identity, and its compute
+    (steps x candidates x classes, one generator-and-T pass each)."""
     steps = getattr(peer, "steps", None) or getattr(peer, "max_iter", None)
     if settings.max_steps is not None and steps is not None and steps > settings.max_steps:
         raise LaunchError(f"{peer.kind} steps are limited to {settings.max_steps} on this server")
     cands = getattr(peer, "candidates", None) or getattr(peer, "images_per_class", None)
     if settings.max_candidates is not None and cands is not None and cands > settings.max_candidates:
         raise LaunchError(f"{peer.kind} candidates are limited to {settings.max_candidates} on this server")
+    units = (steps or 1) * (cands or 1) * n_identities
+    if (cap := settings.compute_cap) is not None and units > cap:
+        raise LaunchError(f"this {peer.kind} job needs {units:,} passes (steps x candidates x {n_identities} "
+                          f"classes); this server allows {cap:,} per job")
 
 
 def submit_peer(store: JobStore, settings: DashboardSettings, form: AttackForm, preset_path: Path,
@@ -152,9 +162,9 @@ def submit_peer(store: JobStore, settings: DashboardSettings, form: AttackForm, 
         peer = parse_peer(dict(peer_data))
     except ValidationError as err:
         raise LaunchError(f"invalid {peer_data.get('kind')} settings: {explain(err)}") from err
-    check_peer_limits(peer, settings)
     name = (run_name or "").strip() or peer.display_name()
     cfg, targets = prepare_attack(store, settings, form, preset_path, values, targets_text, name, upload,
                                   session, n_classes)
+    check_peer_limits(peer, settings, len(targets))
     return store.submit("peer", name, {"attack": cfg.model_dump(mode="json"), "peer": peer.model_dump(mode="json")},
                         targets, session)

@@ -165,8 +165,24 @@ def _nan_to_none(v: float | None) -> float | None:
 
 
 @torch.no_grad()
+def check_judge_is_not_target(eval_path: Path, target: str, allow: bool = False) -> None:
+    """E must be another model than T (by content): T's accuracy on images optimised against T is 1.0 by
+    construction and says nothing about whether they show the identity. ``allow`` is for sanity checks only."""
+    from mia_app.assets import file_digest
+    from mia_app.attack.models import local_path
+
+    target_path = local_path(target)
+    if allow or target_path is None or not target_path.is_file():
+        return
+    if file_digest(Path(eval_path)) == file_digest(target_path):
+        raise ValueError(f"the evaluation model {Path(eval_path).name} is the attacked classifier T itself (same "
+                         "sha256): its accuracy on the attack's images says nothing; judge with another model, "
+                         "or pass --allow-target-as-judge for a sanity check")
+
+
 def evaluate_run(run: str | Path, eval_model: str = DEFAULT_EVAL, judge: JudgeMode = "auto",
-                 perceptual: Literal["auto", "mobilenet"] = "auto", facenet: bool = False) -> dict:
+                 perceptual: Literal["auto", "mobilenet"] = "auto", facenet: bool = False,
+                 allow_target_as_judge: bool = False) -> dict:
     """Judge a finished run folder; writes ``metrics.json`` and ``per_identity.csv`` into it and returns the metrics.
 
     Args:
@@ -175,6 +191,7 @@ def evaluate_run(run: str | Path, eval_model: str = DEFAULT_EVAL, judge: JudgeMo
         perceptual: ``auto`` prefers the official ``lpips`` when usable, ``mobilenet`` always uses our taps.
         facenet: also judge with FaceNet (VGGFace2) from ``facenet-pytorch``, as PPA does (online users only:
             not installable here); adds ``facenet_dist``, ``facenet_match@1.1`` and ``facenet_top1``.
+        allow_target_as_judge: let E be T itself (refused otherwise, before anything is written).
     """
     run = Path(run)
     final = run / "final" / "images.safetensors"
@@ -185,6 +202,7 @@ def evaluate_run(run: str | Path, eval_model: str = DEFAULT_EVAL, judge: JudgeMo
     x, y = data["images"].float(), data["labels"].long()
     bench = load_benchmark(cfg.data)
     eval_path = resolve_eval_path(eval_model)
+    check_judge_is_not_target(eval_path, cfg.target, allow_target_as_judge)
     E, e_meta = load_classifier(eval_path)
     T, _ = load_target(cfg.target)
     if e_meta["n_classes"] != bench.n_classes:

@@ -103,7 +103,25 @@ def read_meta(path: str | Path) -> dict:
         header = f.metadata() or {}
     if "mia_app" not in header:
         raise ValueError(f"{path} is not a mia_app classifier checkpoint (no 'mia_app' metadata)")
-    return json.loads(header["mia_app"])
+    try:
+        meta = json.loads(header["mia_app"])
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: the 'mia_app' header is not JSON ({err.msg})") from None
+    check_meta(meta, path)
+    return meta
+
+
+def check_meta(meta: object, path: str | Path = "checkpoint") -> None:
+    """The header's architecture within the bounds the training config allows, checked before anything is built
+    (a forged ``width: 100000`` would otherwise ask for hundreds of GB)."""
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: the 'mia_app' header must be a JSON object")
+    if meta.get("arch") not in ARCHS:
+        raise ValueError(f"{path}: header arch must be one of {sorted(ARCHS)}, got {meta.get('arch')!r}")
+    for key, lo, hi in (("width", 4, 256), ("n_classes", 2, 100_000)):
+        value = meta.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+            raise ValueError(f"{path}: header {key} must be an integer in [{lo}, {hi}], got {value!r}")
 
 
 def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
@@ -114,5 +132,13 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> tup
     except Exception as err:  # safetensors raises several types for truncated or garbage files
         raise ValueError(f"cannot read classifier checkpoint {path}: {err}") from err
     model = build_classifier(meta["arch"], meta["n_classes"], meta["width"])
+    expected = model.state_dict()
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    misshaped = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    if missing or unexpected or misshaped:
+        first = (missing or unexpected or misshaped)[0]
+        raise ValueError(f"{path}: its tensors do not match its header ({meta['arch']}, width {meta['width']}, "
+                         f"{meta['n_classes']} classes): {len(missing)} missing, {len(unexpected)} unexpected, "
+                         f"{len(misshaped)} of another shape (first: {first})")
     model.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}, strict=True)
     return model.to(device).eval().requires_grad_(False), meta

@@ -1,0 +1,271 @@
+"""Every bad input of the hostile-user pass refused in one line, naming the field (CLI and config layer)."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+
+import pytest
+import torch
+from pydantic import ValidationError
+from safetensors.torch import load_file, save_file
+
+from mia_app.attack.config import AttackConfig
+from mia_app.cli import main
+from mia_app.user_input import MAX_YAML_BYTES, dump_yaml, explain, parse_targets, parse_yaml, read_yaml
+from tests.helpers import save_tiny_target, tiny_attack_config
+
+
+def _cli(capsys, *argv: str) -> tuple[int, list[str]]:
+    rc = main(list(argv))
+    err = capsys.readouterr().err.strip().splitlines()
+    return rc, err
+
+
+def _with(cfg: AttackConfig, **changes) -> dict:
+    data = cfg.model_dump(mode="json")
+    for dotted, value in changes.items():
+        node = data
+        *path, last = dotted.split("__")
+        for key in path:
+            node = node[key]
+        node[last] = value
+    return data
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, float("1e309")])
+@pytest.mark.parametrize("field", ["stage1__weights__id", "stage1__lr", "stage2__code_lr", "sampler__strength",
+                                   "schemes__contrast_scale", "schemes__attr_pose_weight", "lora__alpha"])
+def test_non_finite_floats_are_refused_naming_the_field(tmp_path, field, value):
+    cfg = tiny_attack_config(tmp_path)
+    with pytest.raises(ValidationError) as err:
+        AttackConfig.model_validate(_with(cfg, **{field: value}))
+    assert field.replace("__", ".") in explain(err.value)
+
+
+def test_huge_weights_and_learning_rates_are_refused_with_the_bound(tmp_path):
+    cfg = tiny_attack_config(tmp_path)
+    with pytest.raises(ValidationError, match=r"loss weights must be in \[0, 1000\]"):
+        AttackConfig.model_validate(_with(cfg, stage1__weights__id=1e30))
+    with pytest.raises(ValidationError, match="less than or equal to 10"):
+        AttackConfig.model_validate(_with(cfg, stage1__lr=1e6))
+    with pytest.raises(ValidationError, match="less than or equal to 100"):
+        AttackConfig.model_validate(_with(cfg, schemes__perc_mid_weight=1e9))
+
+
+def test_targets_are_each_class_once_and_ranges_are_sane():
+    assert parse_targets("0-3,7") == [0, 1, 2, 3, 7]
+    for text, message in (("0,0", "each class at most once"), ("0-3,2", "each class at most once"),
+                          ("5-1", "runs backwards"), ("0-99999999", "longer than"), ("x", "not a class index"),
+                          ("", "no targets")):
+        with pytest.raises(ValueError, match=message):
+            parse_targets(text)
+
+
+def test_cli_refuses_duplicate_targets_in_one_line(tmp_path, capsys):
+    config = tmp_path / "a.yaml"
+    config.write_text(tiny_attack_config(tmp_path).to_yaml())
+    rc, err = _cli(capsys, "attack", "--config", str(config), "--targets", "0,0", "--out", str(tmp_path / "o"))
+    assert rc == 2 and err == ["error: each class at most once; repeated: [0]"]
+
+
+def test_an_alias_bomb_is_refused_at_once_and_big_files_unread(tmp_path):
+    bomb = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8))
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match="anchors and aliases"):
+        parse_yaml(bomb)
+    assert time.perf_counter() - t0 < 1.0
+    big = tmp_path / "big.yaml"
+    big.write_text("x: " + "1" * (MAX_YAML_BYTES + 1))
+    with pytest.raises(ValueError, match="larger than 256 KiB"):
+        read_yaml(big)
+    with pytest.raises(ValueError, match="expected a mapping"):
+        parse_yaml("just a scalar")
+    # what we write, we read back: a repeated object is written out again, not as an alias
+    shared = [1, 2]
+    assert parse_yaml(dump_yaml({"a": shared, "b": shared})) == {"a": [1, 2], "b": [1, 2]}
+
+
+def test_a_yaml_scalar_or_a_system_file_as_config_is_one_line(tmp_path, capsys):
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("hello\n")
+    for config in (scalar, "/etc/passwd"):
+        rc, err = _cli(capsys, "attack", "--config", str(config), "--targets", "0", "--out", str(tmp_path / "o"))
+        assert rc == 2 and len(err) == 1 and "expected a mapping" in err[0]
+
+
+def test_prior_paths_are_folders_and_missing_ones_are_not_hub_ids(tmp_path, capsys, monkeypatch):
+    from mia_app.attack import models
+
+    monkeypatch.delenv("MIA_ONLINE", raising=False)
+    config = tmp_path / "a.yaml"
+    config.write_text(tiny_attack_config(tmp_path).to_yaml())
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a missing local path must not reach the hub loader")
+
+    from diffusers import UNet2DModel
+
+    monkeypatch.setattr(UNet2DModel, "from_pretrained", classmethod(no_network))
+    for prior, message in (("no/such/prior", "not found: no such folder"), ("/etc/passwd", "not a folder"),
+                           (str(tmp_path), "no prior_config.json")):
+        rc, err = _cli(capsys, "attack", "--config", str(config), "--targets", "0", "--prior", prior,
+                       "--out", str(tmp_path / "o"))
+        assert rc == 2 and len(err) == 1 and message in err[0], err
+        assert str(models.REPO_ROOT) not in err[0]
+
+
+def test_forged_checkpoint_headers_are_refused_before_allocating(tmp_path, capsys):
+    from mia_app.models.classifiers import load_classifier
+
+    good = save_tiny_target(tmp_path / "t.safetensors")
+    tensors = load_file(str(good))
+    meta = {"role": "target", "arch": "vgg", "width": 8, "n_classes": 4, "resolution": 32}
+    for key, value, message in (("width", 100_000, "header width must be an integer in"),
+                                ("n_classes", "100", "header n_classes must be an integer"),
+                                ("arch", "mlp", "header arch must be one of")):
+        forged = tmp_path / f"forged-{key}.safetensors"
+        save_file(tensors, str(forged), metadata={"mia_app": json.dumps({**meta, key: value})})
+        with pytest.raises(ValueError, match=message):
+            load_classifier(forged)
+    # a valid header over the wrong tensors: one line that counts them, not a 60-line state-dict diff
+    wrong = tmp_path / "wrong.safetensors"
+    save_file(tensors, str(wrong), metadata={"mia_app": json.dumps({**meta, "arch": "resnet"})})
+    with pytest.raises(ValueError, match=r"do not match its header \(resnet, width 8, 4 classes\)") as err:
+        load_classifier(wrong)
+    assert "\n" not in str(err.value)
+
+
+def test_forged_prior_headers_are_refused_before_allocating(tmp_path):
+    from mia_app.prior.io import prior_from_pretrained
+
+    cfg = tiny_attack_config(tmp_path, "latent")
+    forged = tmp_path / "forged_latent"
+    shutil.copytree(cfg.prior, forged)
+    meta = json.loads((forged / "prior_config.json").read_text())
+    meta["denoiser"]["width"] = 100_000
+    (forged / "prior_config.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="header width=100000 is outside the training config's bounds"):
+        prior_from_pretrained(forged)
+    pixel = tiny_attack_config(tmp_path)
+    forged = tmp_path / "forged_pixel"
+    shutil.copytree(pixel.prior, forged)
+    unet = json.loads((forged / "unet" / "config.json").read_text())
+    unet["block_out_channels"] = [100_000, 100_000]
+    (forged / "unet" / "config.json").write_text(json.dumps(unet))
+    with pytest.raises(ValueError, match="header channels"):
+        prior_from_pretrained(forged)
+
+
+def test_the_judge_must_not_be_the_target(tmp_path, capsys):
+    from mia_app.evaluation.evaluate import check_judge_is_not_target
+
+    target = save_tiny_target(tmp_path / "t.safetensors")
+    copy = tmp_path / "copy-of-t.safetensors"
+    shutil.copyfile(target, copy)
+    other = save_tiny_target(tmp_path / "other.safetensors", seed=1)
+    with pytest.raises(ValueError, match="is the attacked classifier T itself"):
+        check_judge_is_not_target(copy, str(target))
+    check_judge_is_not_target(copy, str(target), allow=True)
+    check_judge_is_not_target(other, str(target))
+    # through the CLI: refused before metrics.json is touched
+    run = tmp_path / "run"
+    (run / "final").mkdir(parents=True)
+    (run / "config.yaml").write_text(tiny_attack_config(tmp_path, target=str(target)).to_yaml())
+    save_file({"images": torch.zeros(1, 3, 32, 32), "labels": torch.zeros(1, dtype=torch.long)},
+              str(run / "final" / "images.safetensors"))
+    (run / "metrics.json").write_text('{"E_acc@1": 0.25}')
+    rc, err = _cli(capsys, "evaluate", "--run", str(run), "--eval-model", str(copy), "--judge", "off")
+    assert rc == 2 and len(err) == 1 and "--allow-target-as-judge" in err[0]
+    assert json.loads((run / "metrics.json").read_text()) == {"E_acc@1": 0.25}
+
+
+def test_compute_units_bound_a_hosted_job(tmp_path):
+    from mia_app.dashboard.settings import HOSTED_COMPUTE, DashboardSettings
+    from mia_app.dashboard.submission import LaunchError, check_limits
+
+    cfg = tiny_attack_config(tmp_path)
+    assert cfg.compute_units(3) == 3 * (2 + 2) * 2 * 2
+    heavy = AttackConfig.model_validate(_with(cfg, sampler__num_steps=200, sampler__strength=1.0,
+                                              stage1__steps=100, stage2__steps=100))
+    hosted = DashboardSettings(auth=("ann", "pw"), max_steps=100)
+    assert hosted.compute_cap == HOSTED_COMPUTE and DashboardSettings().compute_cap is None
+    check_limits(cfg, hosted, 3)
+    with pytest.raises(LaunchError, match="sampler passes"):
+        check_limits(heavy, hosted, 10)  # 200 x 200 x 2 x 10 = 800 000 > 400 000, every per-stage cap kept
+    check_limits(heavy, DashboardSettings(), 10)  # lab mode: no cap
+
+
+def test_unexpected_errors_are_one_line_unless_debug(monkeypatch, capsys):
+    import mia_app.cli as cli
+
+    def boom(args):
+        raise RuntimeError("something\nspanning lines")
+
+    real_build = cli.build_parser
+
+    def parser_with_boom():
+        parser = real_build()
+        for action in parser._subparsers._group_actions:
+            action.choices["doctor"].set_defaults(run=boom)
+        return parser
+
+    monkeypatch.setattr(cli, "build_parser", parser_with_boom)
+    rc, err = _cli(capsys, "doctor", "--config", "x.yaml")
+    assert rc == 1 and len(err) == 1 and err[0].startswith("error: RuntimeError: something spanning lines")
+    with pytest.raises(RuntimeError):
+        main(["--debug", "doctor", "--config", "x.yaml"])
+
+
+def test_a_blank_weight_box_is_an_error_never_off(tmp_path):
+    from mia_app.dashboard.attack_form import AttackForm
+
+    form = AttackForm.from_model()
+    cfg = tiny_attack_config(tmp_path)
+    paths = [s.path for s in form.specs]
+    values = form.values_from(cfg)
+    values[paths.index(("stage1", "weights", "id"))] = None  # what the browser sends for "1e309" or ""
+    with pytest.raises(ValueError, match=r"stage1\.weights\.id is empty: type a number \(0 turns the term off\)"):
+        form.build(cfg, values)
+    values = form.values_from(cfg)
+    values[paths.index(("stage1", "lr"))] = None
+    with pytest.raises(ValidationError) as err:
+        AttackConfig.model_validate(form.build(cfg, values))
+    assert explain(err.value).startswith("stage1.lr:")
+
+
+def test_a_refused_upload_blocks_launch_with_the_reason_and_no_server_path(tmp_path):
+    from mia_app.dashboard.submission import LaunchError, check_upload
+
+    pickle = tmp_path / "t.pt"
+    pickle.write_bytes(b"\x80\x04pickle")
+    with pytest.raises(LaunchError, match=r"must be a \.safetensors file, got 't\.pt'"):
+        check_upload(pickle)
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(LaunchError) as err:
+        check_upload(garbage)
+    assert "garbage.safetensors is not a mia_app classifier" in str(err.value) and str(tmp_path) not in str(err.value)
+    good = save_tiny_target(tmp_path / "good.safetensors")
+    assert check_upload(good, 4)["arch"] == "vgg"
+    with pytest.raises(LaunchError, match="has 4 classes; the preset's benchmark has 100"):
+        check_upload(good, 100)
+
+
+def test_the_ablation_endpoint_refuses_when_hosted(tmp_path):
+    from mia_app.dashboard.ablation_tab import queue_ablation
+    from mia_app.dashboard.context import DashboardContext
+    from mia_app.dashboard.settings import DashboardSettings
+    from mia_app.dashboard.submission import LaunchError
+
+    settings = DashboardSettings(runs=tmp_path / "runs", db=tmp_path / "runs" / "jobs.sqlite", auth=("ann", "pw"),
+                                 results=tmp_path / "results", start_worker=False)
+    ctx = DashboardContext.create(settings)
+    config = tmp_path / "quick.yaml"
+    config.write_text("name: quick\nattack: configs/attack/cpu-quick.yaml\ntargets: 0-1\nvariants: {baseline: {}}\n")
+    with pytest.raises(LaunchError, match="not launched on a hosted server"):
+        queue_ablation(ctx, config, "ann")
+    assert ctx.store.jobs() == []
