@@ -17,7 +17,9 @@ from tests.helpers import tiny_attack_config
 def test_settings_from_env():
     s = DashboardSettings.from_env({"MIA_AUTH": "ann:secret", "MIA_MAX_STEPS": "50", "MIA_RUNS_DIR": "/x/runs",
                                     "MIA_DEMO": "0"})
-    assert s.auth == ("ann", "secret") and s.hosted and s.max_steps == 50 and not s.demo
+    assert s.accounts().check("ann", "secret") and not s.accounts().check("ann", "wrong")
+    assert s.hosted and s.max_steps == 50 and not s.demo
+    assert "secret" not in s.model_dump_json()  # only the salted hash is kept
     assert str(s.db) == "/x/runs/jobs.sqlite"
     assert not DashboardSettings.from_env({}).hosted
     with pytest.raises(ValidationError, match="user:password"):

@@ -269,3 +269,63 @@ def test_the_ablation_endpoint_refuses_when_hosted(tmp_path):
     with pytest.raises(LaunchError, match="not launched on a hosted server"):
         queue_ablation(ctx, config, "ann")
     assert ctx.store.jobs() == []
+
+
+def test_accounts_several_users_salted_hashes_and_a_users_file(tmp_path, capsys, monkeypatch):
+    import io
+
+    from mia_app.dashboard.accounts import hash_password, verify_password
+    from mia_app.dashboard.settings import DashboardSettings
+
+    s = DashboardSettings.from_env({"MIA_AUTH": "ann:1,bob:2"})
+    accounts = s.accounts()
+    assert accounts.check("ann", "1") and accounts.check("bob", "2") and not accounts.check("ann", "1,bob:2")
+    assert not accounts.check("eve", "1") and s.hosted
+    for bad in ("ann", "ann:1,bob", "ann:1,ann:2", "a b:1"):
+        with pytest.raises(ValidationError):
+            DashboardSettings.from_env({"MIA_AUTH": bad})
+    a, b = hash_password("pw"), hash_password("pw")
+    assert a != b and verify_password("pw", a) and not verify_password("pw", "garbage")  # salted
+    users = tmp_path / "users"
+    monkeypatch.setattr("sys.stdin", io.StringIO("s3cret,with:odd chars\n"))
+    assert main(["users", "add", "carol", "--file", str(users), "--password-stdin"]) == 0
+    assert "s3cret" not in users.read_text() and (users.stat().st_mode & 0o777) == 0o600
+    hosted = DashboardSettings.from_env({"MIA_USERS": str(users)})
+    assert hosted.hosted and hosted.accounts().check("carol", "s3cret,with:odd chars")
+    with pytest.raises(ValidationError, match="no users file"):
+        DashboardSettings.from_env({"MIA_USERS": str(tmp_path / "missing")})
+
+
+def test_hosted_hides_private_faces_by_default_and_lab_on_a_public_port_warns():
+    from mia_app.dashboard.server import exposure_warning
+    from mia_app.dashboard.settings import DashboardSettings
+
+    assert not DashboardSettings.from_env({"MIA_AUTH": "ann:1"}).demo
+    assert DashboardSettings.from_env({"MIA_AUTH": "ann:1", "MIA_DEMO": "1"}).demo  # asked for
+    assert DashboardSettings.from_env({}).demo
+    assert exposure_warning(DashboardSettings.from_env({})) is None
+    assert "anyone who reaches this port" in exposure_warning(DashboardSettings.from_env({"MIA_HOST": "0.0.0.0"}))
+    assert exposure_warning(DashboardSettings.from_env({"MIA_HOST": "0.0.0.0", "MIA_AUTH": "ann:1"})) is None
+
+
+def test_each_poll_marks_a_dead_workers_job_interrupted_and_finds_queued_jobs_a_worker(tmp_path, monkeypatch):
+    import os
+
+    from mia_app.dashboard.context import DashboardContext
+    from mia_app.dashboard.settings import DashboardSettings
+
+    ctx = DashboardContext.create(DashboardSettings(runs=tmp_path / "runs", db=tmp_path / "runs" / "jobs.sqlite",
+                                                    start_worker=False))
+    started = []
+    monkeypatch.setattr(ctx.supervisor, "ensure", lambda: started.append(1))
+    job = ctx.store.submit("attack", "a", {}, [0])
+    ctx.store.register_worker("killed", pid=2**22 + 4321)  # kill -9: no such process, heartbeat still fresh
+    ctx.store.claim("killed")
+    ctx.watchdog(every_s=0)
+    assert ctx.store.get(job.id).status == "interrupted" and started == []  # nothing queued: no new worker
+    ctx.store.submit("attack", "b", {}, [0])
+    ctx.watchdog(every_s=0)
+    assert started == [1]  # queued work and no live worker: this instance starts one
+    ctx.store.register_worker("alive", pid=os.getpid())
+    ctx.watchdog(every_s=0)
+    assert started == [1]

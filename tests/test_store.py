@@ -1,6 +1,7 @@
 import multiprocessing as mp
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -146,3 +147,79 @@ def test_count_active_is_per_session(tmp_path):
     for s in ("a", "a", "b"):
         store.submit("attack", "x", {}, [0], session=s)
     assert store.count_active("a") == 2 and store.count_active("b") == 1 and store.count_active(None) == 0
+
+
+def test_claims_go_round_robin_by_owner_not_fifo(tmp_path):
+    """Eight jobs of one user queued first do not starve the others: one worker serves a, b, c, a, a, ..."""
+    store = _store(tmp_path)
+    for i in range(4):
+        store.submit("attack", f"a{i}", {}, [i], session="a")
+    store.submit("attack", "b0", {}, [0], session="b")
+    store.submit("attack", "c0", {}, [0], session="c")
+    order = []
+    while (job := store.claim("w")) is not None:
+        order.append(job.name)
+        store.finish(job.id, "done")
+        time.sleep(0.01)  # distinct start times, as real jobs have
+    assert order == ["a0", "b0", "c0", "a1", "a2", "a3"]
+    # an owner with a job running waits behind one with none
+    store.submit("attack", "a4", {}, [0], session="a")
+    running = store.claim("w1")
+    store.submit("attack", "a5", {}, [0], session="a")
+    store.submit("attack", "b1", {}, [0], session="b")
+    assert running.name == "a4" and store.claim("w2").name == "b1"
+
+
+def _submit_capped(db: str, runs: str, out: mp.Queue) -> None:
+    from mia_app.service.store import QueueFull
+
+    store = JobStore(db, runs)
+    try:
+        store.submit("attack", "x", {}, [0], session="ann", max_active=2)
+        out.put("queued")
+    except QueueFull:
+        out.put("refused")
+
+
+def test_the_queue_cap_holds_under_concurrent_submissions(tmp_path):
+    store = _store(tmp_path)
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_submit_capped, args=(str(store.db), str(store.runs_root), q)) for _ in range(6)]
+    for p in procs:
+        p.start()
+    outcomes = sorted(q.get(timeout=60) for _ in procs)
+    for p in procs:
+        p.join(timeout=30)
+    assert outcomes == ["queued"] * 2 + ["refused"] * 4
+    assert store.count_active("ann") == 2
+
+
+def test_retry_requeues_an_interrupted_job_in_place(tmp_path):
+    store = _store(tmp_path)
+    job = store.submit("attack", "a", {}, [0], session="ann")
+    store.claim("w")
+    Path(job.run_dir, "stage1").mkdir(parents=True)  # a partial run
+    store.add_step(job.id, 1, 0, 0, {"loss": 1.0})
+    store.finish(job.id, "interrupted", "worker died")
+    again = store.retry(job.id)
+    assert (again.id, again.status, again.error, again.done_steps, again.worker_id) == (job.id, "queued", None, 0, None)
+    assert store.events(job.id) == [] and not Path(job.run_dir).exists()  # an attack starts over
+    with pytest.raises(ValueError, match="only interrupted, failed or cancelled"):
+        store.retry(job.id)
+    # a cli job (an ablation) keeps its folder: it resumes from its finished cells
+    cli = store.submit("cli", "ablation-x", {"argv": []}, [], session="bob", run_dir=tmp_path / "results" / "x")
+    Path(cli.run_dir).mkdir(parents=True)
+    assert store.claim("w", kinds=("cli",)).id == cli.id
+    store.finish(cli.id, "failed", "boom")
+    store.retry(cli.id)
+    assert Path(cli.run_dir).is_dir()
+    # a retry counts against the owner's cap like a launch: ann has job 1 queued again
+    assert store.claim("w", kinds=("attack",)).id == job.id
+    store.finish(job.id, "failed", "again")
+    store.submit("attack", "b", {}, [0], session="ann")
+    from mia_app.service.store import QueueFull
+
+    with pytest.raises(QueueFull):
+        store.retry(job.id, max_active=1)
+    assert store.get(job.id).status == "failed"  # refused: unchanged

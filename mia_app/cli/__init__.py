@@ -22,6 +22,7 @@ COMMANDS = {
     "report": "mia_app.cli.report",
     "worker": "mia_app.cli.worker",
     "serve": "mia_app.cli.serve",
+    "users": "mia_app.cli.users",
 }
 
 

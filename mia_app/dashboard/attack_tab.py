@@ -52,7 +52,8 @@ class AttackTab:
             with gr.Column(scale=2, min_width=380):
                 self.banner = gr.Markdown(elem_id="attack-banner")
                 self.preset = gr.Dropdown(list(presets), value=chosen, label="Preset",
-                                          info=f"YAML attack configs in {self.ctx.settings.presets}", elem_id="preset")
+                                          info=self.ctx.redact(f"YAML attack configs in {self.ctx.settings.presets}"),
+                                          elem_id="preset")
                 with gr.Row():
                     self.targets = gr.Textbox("0", label="Target classes", info="e.g. 0 · 0,3,7 · 0-9",
                                               elem_id="targets")
@@ -165,7 +166,7 @@ class AttackTab:
             n_classes = identities(cfg.data, self.ctx.settings.demo).n_classes if cfg else None
             meta = check_upload(upload, n_classes)
         except (LaunchError, ValidationError, ValueError) as err:
-            msg = explain(err)
+            msg = self.ctx.redact(explain(err))
             gr.Warning(msg)
             return f"⚠️ {msg}. Launch is refused until the file is removed or replaced."
         return f"✅ custom T: {Path(upload).name} ({meta['arch']}, {meta['n_classes']} classes) will be attacked"
@@ -196,7 +197,7 @@ class AttackTab:
             note = f"{ids.n_classes} identities: type class indices 0–{ids.n_classes - 1} above."
         thumbs = [(img, f"class {y}") for y, img in enumerate(ids.thumbnails)]
         problems = missing_models(cfg)
-        banner = "\n".join(f"⚠️ {p}" for p in problems)
+        banner = self.ctx.redact("\n".join(f"⚠️ {p}" for p in problems))
         if problems:
             banner += "\n\nThe dashboard works meanwhile (Compare, Jobs, Ablation); Launch needs these files."
         refs = reference_images(ids, targets_text)
@@ -240,11 +241,11 @@ class AttackTab:
                 job = submit_peer(*common, peer, data[self.targets], data[self.run_name], data[self.upload],
                                   f.session(request), ids.n_classes)
         except (LaunchError, ValidationError) as err:
-            msg = explain(err) if isinstance(err, ValidationError) else str(err)
+            msg = self.ctx.redact(explain(err))
             gr.Warning(msg)
             return f"⚠️ {msg}", gr.skip()
         f.supervisor.ensure()
         log.info("queued job %d (%s) for targets %s", job.id, job.name, job.targets)
-        return (f"✅ queued **job {job.id}** → `{job.run_dir}`",
+        return (f"✅ queued **job {job.id}** → `{self.ctx.redact(job.run_dir)}`",
                 gr.update(choices=job_choices(f.visible_jobs(request)), value=job.id))
 

@@ -12,7 +12,7 @@ from mia_app.dashboard.media import gallery_items
 from mia_app.dashboard.plots import compare_figure
 from mia_app.dashboard.presets import resolve_local
 from mia_app.dashboard.runs import RunFolder, list_runs
-from mia_app.dashboard.submission import LaunchError, check_queue
+from mia_app.dashboard.submission import LaunchError, check_queue, submit_capped
 
 MAX_RUNS = 4
 
@@ -48,7 +48,8 @@ def queue_evaluations(ctx: DashboardContext, names: list[str] | None, request: g
     for run in runs:
         argv = ["evaluate", "--run", str(run.path), "--eval-model", ctx.settings.eval_model]
         config = {"argv": argv, "log": str(run.path / "evaluate.log")}
-        queued.append(ctx.store.submit("cli", f"evaluate-{run.name}", config, [], session, run_dir=run.path).id)
+        queued.append(submit_capped(ctx.store, ctx.settings, "cli", f"evaluate-{run.name}", config, [], session,
+                                    run_dir=run.path).id)
     ctx.supervisor.ensure()
     return f"queued evaluation jobs {queued}; press Compare again when they are done (Jobs tab)"
 
@@ -96,7 +97,7 @@ def build_compare_tab(ctx: DashboardContext) -> None:
             if i < len(runs):
                 r = runs[i]
                 updates += [gr.Column(visible=True), f"**{r.name}** · {'+'.join(r.active_schemes()) or 'baseline'}",
-                            gallery_items(r.final_images(), ctx.settings.hosted)]
+                            gallery_items(r.final_images(), ctx.settings.hosted, r.path)]
             else:
                 updates += [gr.Column(visible=False), "", []]
         figure = compare_figure({r.name: r.steps() for r in runs})

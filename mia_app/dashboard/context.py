@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +16,8 @@ from mia_app.dashboard.settings import DashboardSettings
 from mia_app.dashboard.supervisor import WorkerSupervisor
 from mia_app.service.store import Job, JobStore
 
+log = logging.getLogger("mia_app.dashboard")
+
 
 @dataclass
 class DashboardContext:
@@ -23,13 +27,44 @@ class DashboardContext:
     form: AttackForm = field(default_factory=AttackForm.from_model)
     cache: EventCache = field(init=False)
 
+    _last_watch: float = field(init=False, default=0.0)
+
     def __post_init__(self) -> None:
         self.cache = EventCache(self.store)
+
+    def watchdog(self, every_s: float = 1.0) -> None:
+        """Called by every poll (throttled across sessions): a running job whose worker died (``kill -9``, a
+        crash, the app instance that started it stopped) is marked interrupted, and queued jobs with no live
+        worker get one from this instance, so the page never shows "running" for a job nobody runs."""
+        now = time.monotonic()
+        if now - self._last_watch < every_s:
+            return
+        self._last_watch = now
+        for job_id in self.store.recover_orphans():
+            log.warning("job %d: its worker died; marked interrupted", job_id)
+        if self.store.jobs(statuses=("queued",), limit=1) and not self.store.live_workers():
+            self.supervisor.ensure()
 
     @classmethod
     def create(cls, settings: DashboardSettings) -> DashboardContext:
         store = JobStore(settings.db, settings.runs)
         return cls(settings, store, WorkerSupervisor(store, settings.start_worker))
+
+    def redact(self, text: str) -> str:
+        """On a hosted server, the page shows no server paths: the app's, the runs', the results' and the temp
+        folders become short names. A lab dashboard shows them as they are (its user owns the machine)."""
+        if not self.settings.hosted or not text:
+            return text
+        import tempfile
+
+        from mia_app.assets import REPO_ROOT
+
+        roots = {str(self.settings.runs.resolve()): "runs", str(self.settings.results.resolve()): "results",
+                 str(self.settings.presets.resolve()): "presets", str(REPO_ROOT): "app",
+                 str(Path(tempfile.gettempdir()).resolve()): "tmp", str(Path.home()): "~"}
+        for root, name in sorted(roots.items(), key=lambda kv: -len(kv[0])):  # the longest prefix first
+            text = text.replace(root, name)
+        return text
 
     def presets(self) -> dict[str, Path]:
         return list_presets(self.settings.presets)

@@ -1,4 +1,4 @@
-"""The Jobs tab: the queue with status and progress; cancel, delete, or watch a job in the Attack tab."""
+"""The Jobs tab: the queue with status and progress; cancel, retry, delete, or watch a job in the Attack tab."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import gradio as gr
 from mia_app.dashboard.context import DashboardContext
 from mia_app.dashboard.live import clock
 from mia_app.dashboard.live_panel import job_choices
-from mia_app.service.store import Job
+from mia_app.dashboard.media import purge_served
+from mia_app.service.store import ACTIVE, Job
 
 HEADERS = ["id", "kind", "name", "status", "targets", "progress", "created", "duration", "error", "run folder"]
 
@@ -33,18 +34,21 @@ def build_jobs_tab(ctx: DashboardContext, watch: gr.Dropdown, tabs: gr.Tabs) -> 
         chosen = gr.Dropdown(label="Job", choices=[], value=None, scale=3, elem_id="job-select")
         watch_btn = gr.Button("Watch in Attack tab", scale=1)
         cancel_btn = gr.Button("Cancel", variant="stop", scale=1)
+        retry_btn = gr.Button("Retry", scale=1, elem_id="retry")
         delete_btn = gr.Button("Delete (job + its run folder)", scale=1)
     message = gr.Markdown()
     timer = gr.Timer(2.0)
     ids_seen = gr.State(None)
 
     def refresh(current: int | None, seen: tuple | None, request: gr.Request):
+        ctx.watchdog()
         jobs = ctx.visible_jobs(request)
         now = time.time()
         ids = tuple((j.id, j.status) for j in jobs)
         choices = gr.skip() if ids == seen else gr.update(choices=job_choices(jobs), value=current)
         status = ctx.supervisor.status() + ("" if jobs else "  \nNo jobs yet: launch an attack in the Attack tab.")
-        return status, [job_row(j, now) for j in jobs], choices, ids
+        rows = [[ctx.redact(v) if isinstance(v, str) else v for v in job_row(j, now)] for j in jobs]
+        return ctx.redact(status), rows, choices, ids
 
     def owned(job_id: int | None, request: gr.Request) -> Job | None:
         if job_id is None:
@@ -64,11 +68,28 @@ def build_jobs_tab(ctx: DashboardContext, watch: gr.Dropdown, tabs: gr.Tabs) -> 
         job = owned(job_id, request)
         return f"job {job.id}: {ctx.store.cancel(job.id)}" if job else gr.skip()
 
+    def retry(job_id: int | None, request: gr.Request):
+        job = owned(job_id, request)
+        if job is None:
+            return gr.skip()
+        try:
+            if job.kind != "cli" and job.run_dir and job.status not in ACTIVE:
+                purge_served(job.run_dir)  # an attack starts over in a fresh folder
+            ctx.store.retry(job.id, max_active=ctx.settings.max_queued)
+        except ValueError as err:  # not retryable now, or the hosted queue cap
+            gr.Warning(str(err))
+            return f"⚠️ {err}"
+        ctx.supervisor.ensure()
+        again = "resumes, skipping finished cells" if job.kind == "cli" else "starts over"
+        return f"job {job.id} queued again ({again})"
+
     def delete(job_id: int | None, request: gr.Request):
         job = owned(job_id, request)
         if job is None:
             return gr.skip(), gr.skip()
         try:
+            if job.status not in ACTIVE and job.run_dir:
+                purge_served(job.run_dir)  # Gradio's copies of its images go with the job
             ctx.store.delete(job.id)
         except ValueError as err:
             gr.Warning(str(err))
@@ -86,5 +107,6 @@ def build_jobs_tab(ctx: DashboardContext, watch: gr.Dropdown, tabs: gr.Tabs) -> 
     timer.tick(refresh, [chosen, ids_seen], outputs, show_progress="hidden")
     gr.on([tabs.select], refresh, [chosen, gr.State(None)], outputs, show_progress="hidden")
     cancel_btn.click(cancel, [chosen], [message])
+    retry_btn.click(retry, [chosen], [message])
     delete_btn.click(delete, [chosen], [message, chosen])
     watch_btn.click(show, [chosen], [watch, tabs])

@@ -19,13 +19,14 @@ CSS = """
 def intro(ctx: DashboardContext) -> str:
     s = ctx.settings
     mode = "hosted (login; you see your own jobs)" if s.hosted else "lab (no login)"
+    where = "" if s.hosted else f" · jobs: `{s.db}` · runs: `{s.runs}`"  # no server paths on a hosted page
     return (
         "# mia_app · model inversion with a diffusion prior\n"
         "Reconstruct what a face classifier's private identities look like, from the classifier alone. "
         "**Attack**: pick target classes, a preset, schemes and loss weights, then **Launch**: a background "
         "worker runs the job (GPU when present) while the curves, images and the doctor's checks update here. "
         "**Compare** finished runs, browse **Ablation** results, manage the queue in **Jobs**.  \n"
-        f"<small>mode: {mode} · jobs: `{s.db}` · runs: `{s.runs}`</small>"
+        f"<small>mode: {mode}{where}</small>"
     )
 
 

@@ -62,6 +62,7 @@ def _wire(ctx: DashboardContext, p: LivePanel) -> None:
     outputs = [p.progress, p.gallery, p.loss, p.weights, p.confidence, p.doctor, p.seen]
 
     def tick(job_id: int | None, seen: tuple | None, request: gr.Request):
+        ctx.watchdog()
         if job_id is None:
             return (*[gr.skip()] * 6, None)
         try:
@@ -71,11 +72,11 @@ def _wire(ctx: DashboardContext, p: LivePanel) -> None:
         if not ctx.owns(request, job):
             return "not your job", *[gr.skip()] * 5, None
         view = job_view(ctx.cache, job)
-        text = progress_text(job)
+        text = ctx.redact(progress_text(job))
         if view.signature == seen:
             return text, *[gr.skip()] * 5, seen
         steps = view.steps
-        gallery = gallery_items(view.gallery(), ctx.settings.hosted)
+        gallery = gallery_items(view.gallery(), ctx.settings.hosted, job.run_dir)
         return (text, gallery, loss_figure(steps), weights_figure(steps), confidence_figure(steps),
                 view.doctor_rows(), view.signature)
 

@@ -28,10 +28,20 @@ def recover(store: JobStore) -> list[int]:
     return recovered
 
 
+def exposure_warning(settings: DashboardSettings) -> str | None:
+    """Lab mode (no login) bound to anything but loopback: anyone who reaches the port can launch and see all."""
+    if settings.hosted or settings.loopback:
+        return None
+    return (f"lab mode (no login) bound to {settings.host}: anyone who reaches this port can launch attacks and "
+            "see every job; set MIA_USERS or MIA_AUTH for a hosted server, or MIA_HOST=127.0.0.1")
+
+
 def serve(settings: DashboardSettings | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s dashboard %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own startup probes, one line each
     settings = settings or DashboardSettings.from_env()
+    if (warning := exposure_warning(settings)) is not None:
+        log.warning(warning)
     ctx = DashboardContext.create(settings)
     recover(ctx.store)
     ctx.supervisor.ensure()
@@ -39,9 +49,11 @@ def serve(settings: DashboardSettings | None = None) -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         demo.queue(default_concurrency_limit=8).launch(
-            server_name=settings.host, server_port=settings.port, auth=settings.auth, css=CSS,
+            server_name=settings.host, server_port=settings.port, css=CSS,
+            auth=(lambda user, password: settings.accounts().check(user, password)) if settings.hosted else None,
             allowed_paths=served_folders(settings.hosted, settings.runs, settings.results),
-            max_file_size="200mb", show_error=True,
+            # a hosted page shows no Python errors (they carry server paths); the log has them
+            max_file_size="200mb", show_error=not settings.hosted,
         )
     finally:
         ctx.supervisor.shutdown()

@@ -16,7 +16,7 @@ from mia_app.attack.config import AttackConfig
 from mia_app.dashboard.attack_form import AttackForm
 from mia_app.dashboard.presets import load_preset, missing_models
 from mia_app.dashboard.settings import DashboardSettings
-from mia_app.service.store import Job, JobStore
+from mia_app.service.store import Job, JobStore, QueueFull
 from mia_app.user_input import explain, parse_targets
 
 
@@ -106,6 +106,16 @@ def check_queue(store: JobStore, settings: DashboardSettings, session: str | Non
                           f"(you have {active}); choose at most {settings.max_queued - active}")
 
 
+def submit_capped(store: JobStore, settings: DashboardSettings, kind: str, name: str, config: dict[str, Any],
+                  targets: list[int], session: str | None, run_dir: str | Path | None = None) -> Job:
+    """``store.submit`` with the hosted queue cap checked in the same transaction as the insert (``check_queue``
+    before it only gives the friendlier message); every launch path (attack, peer, evaluation) goes through here."""
+    try:
+        return store.submit(kind, name, config, targets, session, run_dir=run_dir, max_active=settings.max_queued)
+    except QueueFull as err:
+        raise LaunchError(str(err)) from err
+
+
 def prepare_attack(store: JobStore, settings: DashboardSettings, form: AttackForm, preset_path: Path,
                    values: list[Any], targets_text: str, run_name: str | None, upload: str | None,
                    session: str | None, n_classes: int | None) -> tuple[AttackConfig, list[int]]:
@@ -134,7 +144,7 @@ def submit_attack(store: JobStore, settings: DashboardSettings, form: AttackForm
                   session: str | None, n_classes: int | None) -> Job:
     cfg, targets = prepare_attack(store, settings, form, preset_path, values, targets_text, run_name, upload,
                                   session, n_classes)
-    return store.submit("attack", cfg.name, cfg.model_dump(mode="json"), targets, session)
+    return submit_capped(store, settings, "attack", cfg.name, cfg.model_dump(mode="json"), targets, session)
 
 
 def check_peer_limits(peer, settings: DashboardSettings, n_identities: int = 1) -> None:
@@ -166,5 +176,5 @@ def submit_peer(store: JobStore, settings: DashboardSettings, form: AttackForm, 
     cfg, targets = prepare_attack(store, settings, form, preset_path, values, targets_text, name, upload,
                                   session, n_classes)
     check_peer_limits(peer, settings, len(targets))
-    return store.submit("peer", name, {"attack": cfg.model_dump(mode="json"), "peer": peer.model_dump(mode="json")},
-                        targets, session)
+    config = {"attack": cfg.model_dump(mode="json"), "peer": peer.model_dump(mode="json")}
+    return submit_capped(store, settings, "peer", name, config, targets, session)

@@ -119,6 +119,10 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+class QueueFull(ValueError):
+    """A submission refused because its owner already has ``max_active`` queued or running jobs."""
+
+
 def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.")[:40] or "run"
 
@@ -148,12 +152,25 @@ class JobStore:
         return self.conn.execute("PRAGMA journal_mode").fetchone()[0]
 
     # ---- jobs: dashboard side --------------------------------------------------------------------------
+    def _check_active(self, session: str | None, max_active: int | None) -> None:
+        """Inside the caller's write transaction: the cap check and the insert are one atomic step, so concurrent
+        launches (several tabs, several app instances) cannot all pass the check before any of them inserts."""
+        if max_active is None:
+            return
+        active = self.conn.execute("SELECT COUNT(*) FROM jobs WHERE session IS ? AND status IN ('queued', 'running')",
+                                   (session,)).fetchone()[0]
+        if active >= max_active:
+            raise QueueFull(f"you already have {active} queued or running jobs (the limit is {max_active}); wait "
+                            "or cancel one")
+
     def submit(self, kind: str, name: str, config: dict[str, Any], targets: list[int], session: str | None = None,
-               run_dir: str | Path | None = None) -> Job:
-        """Queue a job. Its run folder is ``<runs_root>/job-<id:06d>-<name>`` unless given."""
+               run_dir: str | Path | None = None, max_active: int | None = None) -> Job:
+        """Queue a job. Its run folder is ``<runs_root>/job-<id:06d>-<name>`` unless given. ``max_active``: refuse
+        (``QueueFull``) when ``session`` already has that many queued or running jobs, atomically."""
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
         try:
+            self._check_active(session, max_active)
             cur = c.execute(
                 "INSERT INTO jobs (kind, name, config, targets, session, created) VALUES (?, ?, ?, ?, ?, ?)",
                 (kind, name, json.dumps(config), json.dumps(list(targets)), session, time.time()),
@@ -199,27 +216,61 @@ class JobStore:
             return "cancel requested"
         return f"job {job_id} is {self.get(job_id).status}; nothing to cancel"
 
+    def retry(self, job_id: int, max_active: int | None = None) -> Job:
+        """Queue an interrupted, failed or cancelled job again, under its id and run folder. An attack or peer
+        job starts over (its partial run folder is removed: the engine writes a run in one pass); a ``cli`` job
+        keeps its folder, and an ablation then resumes, skipping its finished cells."""
+        job = self.get(job_id)
+        if job.status not in ("interrupted", "failed", "cancelled"):
+            raise ValueError(f"job {job_id} is {job.status}; only interrupted, failed or cancelled jobs are retried")
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            self._check_active(job.session, max_active)
+            changed = c.execute(
+                "UPDATE jobs SET status = 'queued', started = NULL, finished = NULL, error = NULL, worker_id = NULL, "
+                "cancel_requested = 0, done_steps = 0, total_steps = 0 WHERE id = ? AND status = ?",
+                (job_id, job.status)).rowcount
+            if not changed:
+                raise ValueError(f"job {job_id} changed status meanwhile; look again")
+            c.execute("DELETE FROM events WHERE job_id = ?", (job_id,))
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        if job.kind != "cli" and (folder := self._owned_folder(job)) is not None:
+            shutil.rmtree(folder)
+        return self.get(job_id)
+
+    def _owned_folder(self, job: Job) -> Path | None:
+        """The run folder this job created (its deterministic name, under runs_root), if it exists: an evaluation
+        job points at another job's run, an ablation at results/, and neither is the job's to remove."""
+        if not job.run_dir:
+            return None
+        folder = Path(job.run_dir).resolve()
+        owned = folder.name.startswith(f"job-{job.id:06d}-") and folder.is_relative_to(self.runs_root.resolve())
+        return folder if owned and folder.is_dir() else None
+
     def delete(self, job_id: int, remove_files: bool = True) -> None:
         """Forget a finished job and the run folder it created. Active jobs must be cancelled first."""
         job = self.get(job_id)
         if job.status in ACTIVE:
             raise ValueError(f"job {job_id} is {job.status}; cancel it before deleting")
         self.conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
-        if remove_files and job.run_dir:
-            folder = Path(job.run_dir).resolve()
-            # Only the folder this job created (its deterministic name, under runs_root): an evaluation job
-            # points at another job's run, an ablation at results/.
-            owned = folder.name.startswith(f"job-{job.id:06d}-") and folder.is_relative_to(self.runs_root.resolve())
-            if owned and folder.is_dir():
-                shutil.rmtree(folder)
+        if remove_files and (folder := self._owned_folder(job)) is not None:
+            shutil.rmtree(folder)
 
     # ---- jobs: worker side ------------------------------------------------------------------------------
     def claim(self, worker_id: str, kinds: tuple[str, ...] | None = None) -> Job | None:
-        """Atomically take the oldest queued job: the ``status = 'queued'`` guard makes concurrent claims safe."""
-        kind_sql = f" AND kind IN ({','.join('?' * len(kinds))})" if kinds else ""
+        """Atomically take the next queued job, round-robin by owner: the owner with the fewest running jobs,
+        then the one served least recently, then the oldest of that owner's jobs. One user's eight jobs do not
+        starve another's one. The ``status = 'queued'`` guard makes concurrent claims safe."""
+        kind_sql = f" AND q.kind IN ({','.join('?' * len(kinds))})" if kinds else ""
         row = self.conn.execute(
             "UPDATE jobs SET status = 'running', started = ?, worker_id = ? "
-            f"WHERE id = (SELECT id FROM jobs WHERE status = 'queued'{kind_sql} ORDER BY id LIMIT 1) "
+            f"WHERE id = (SELECT q.id FROM jobs q WHERE q.status = 'queued'{kind_sql} ORDER BY "
+            "(SELECT COUNT(*) FROM jobs r WHERE r.status = 'running' AND r.session IS q.session), "
+            "(SELECT COALESCE(MAX(s.started), 0) FROM jobs s WHERE s.session IS q.session), q.id LIMIT 1) "
             "AND status = 'queued' RETURNING *",
             (time.time(), worker_id, *(kinds or ())),
         ).fetchone()
