@@ -40,6 +40,7 @@ class DashboardContext:
         if now - self._last_watch < every_s:
             return
         self._last_watch = now
+        self.supervisor.ours_alive()  # reaps our worker if it died, so its pid no longer looks alive
         for job_id in self.store.recover_orphans():
             log.warning("job %d: its worker died; marked interrupted", job_id)
         if self.store.jobs(statuses=("queued",), limit=1) and not self.store.live_workers():

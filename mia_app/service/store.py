@@ -116,7 +116,12 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:  # exists, owned by someone else
         return True
-    return True
+    # A killed child its parent has not reaped yet is a zombie: signal 0 still succeeds, yet it runs nothing.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):  # no /proc (macOS): trust the signal
+        return True
+    return state not in ("Z", "X")
 
 
 class QueueFull(ValueError):
