@@ -132,3 +132,42 @@ def test_hosted_caps_hold_under_concurrent_launches_and_accounts_see_their_own_j
         anns[0].wait_for_selector("#jobs-table:has-text('queued')", timeout=15_000)
         assert anns[0].inner_text("#jobs-table").count("queued") == 2
         browser.close()
+
+
+def test_a_second_app_instance_takes_over_when_the_first_stops(tmp_path):
+    """Two dashboards on one job store, a page open on the second: stopping the first (and the worker it
+    started) leaves that page's next poll to start a worker, with no reload, instead of "a worker: none"."""
+    from playwright.sync_api import sync_playwright
+
+    from mia_app.attack.config import AttackConfig
+
+    runs = tmp_path / "shared-runs"
+    store = JobStore(runs / "jobs.sqlite")
+    first_dir, second_dir = tmp_path / "a", tmp_path / "b"
+    first_dir.mkdir(), second_dir.mkdir()
+    first = _running_app(first_dir, MIA_RUNS_DIR=str(runs))
+    first.__enter__()  # the first instance starts, and its worker with it
+    try:
+        deadline = time.time() + 60
+        while not store.live_workers() and time.time() < deadline:
+            time.sleep(0.5)
+        [before] = store.live_workers()
+        with _running_app(second_dir, MIA_RUNS_DIR=str(runs)) as second_url, sync_playwright() as p:
+            browser, page = _page(p, second_url)
+            page.get_by_role("tab", name="Jobs").click()
+            page.wait_for_selector("#worker-status:has-text('heartbeat')", timeout=60_000)
+            assert [w.pid for w in store.live_workers()] == [before.pid]  # the second found one alive
+            first.__exit__(None, None, None)  # stops the first app and the worker it started
+            first = None
+            # A job queued from elsewhere (the CLI, another instance) runs: the open page's poll starts a worker.
+            cfg = AttackConfig.from_yaml(second_dir / "presets" / "tiny.yaml")
+            store.submit("attack", "from-elsewhere", cfg.model_dump(mode="json"), [0])
+            page.wait_for_selector("#jobs-table:has-text('done')", timeout=120_000)
+            [after] = store.live_workers()
+            assert after.pid != before.pid
+            page.screenshot(path=str(ARTIFACTS / "second-instance-took-over.png"), full_page=True)
+            browser.close()
+    finally:
+        if first is not None:
+            first.__exit__(None, None, None)
+    assert [j.status for j in store.jobs()] == ["done"]
