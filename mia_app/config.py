@@ -6,14 +6,10 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
-
-class StrictModel(BaseModel):
-    """Unknown keys are errors, and so is every NaN or ±inf float (a NaN loss weight would silently drop its
-    term; ``1e309`` parses as inf)."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+from mia_app.defenses.config import DefenseConfig, NoDefense
+from mia_app.strict_model import StrictModel
 
 
 class SynthIDConfig(StrictModel):
@@ -56,6 +52,7 @@ class ClassifierTrainConfig(StrictModel):
     lr: float = Field(0.05, gt=0, le=10)
     weight_decay: float = Field(5e-4, ge=0, le=1)
     label_smoothing: float = Field(0.1, ge=0, lt=1)
+    defense: DefenseConfig = Field(default_factory=NoDefense, description="training-time defense of T (SPEC §7)")
     seed: int = 0
     data: SynthIDConfig | FolderConfig = Field(default_factory=SynthIDConfig, discriminator="kind")
 
@@ -64,6 +61,8 @@ class ClassifierTrainConfig(StrictModel):
         # T and E must differ in architecture (the evaluation protocol); the defaults guarantee it.
         if self.arch is None:
             object.__setattr__(self, "arch", "vgg" if self.role == "target" else "resnet")
+        if self.defense.kind == "negls" and self.label_smoothing != 0:
+            raise ValueError("defense negls sets the smoothing itself (0, then negative): set label_smoothing: 0")
         return self
 
 

@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from mia_app.config import ClassifierTrainConfig
 from mia_app.data import Benchmark, load_benchmark
+from mia_app.defenses import TrainingObjective
 from mia_app.models.classifiers import build_classifier, save_classifier
 
 
@@ -48,7 +49,8 @@ def train_classifier(cfg: ClassifierTrainConfig, out: Path, bench: Benchmark | N
     torch.manual_seed(cfg.seed)
     bench = bench or load_benchmark(cfg.data)
     train, test = bench.private_train, bench.private_test
-    model = build_classifier(cfg.arch, bench.n_classes, cfg.width)
+    objective = TrainingObjective(cfg.defense, bench.n_classes, cfg.label_smoothing)
+    model = build_classifier(cfg.arch, bench.n_classes, cfg.width, objective.bottleneck)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
@@ -59,19 +61,24 @@ def train_classifier(cfg: ClassifierTrainConfig, out: Path, bench: Benchmark | N
     gen = torch.Generator().manual_seed(cfg.seed)
     t0 = time.time()
     bar = tqdm(range(cfg.epochs), desc=f"train {cfg.role} ({cfg.arch})")
+    step, terms = 0, {}
     for epoch in bar:
         model.train()
         perm = torch.randperm(len(train), generator=gen)
         for i in range(0, len(train), cfg.batch_size):
             idx = perm[i : i + cfg.batch_size]
+            if len(idx) < 2:  # BiDO's HSIC needs two samples; one image is no step anyway
+                continue
             x = augment(train.as_float(idx), gen)
-            loss = F.cross_entropy(model(x), train.labels[idx], label_smoothing=cfg.label_smoothing)
+            loss, terms = objective(model, x, train.labels[idx], step / total)
+            step += 1
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
         if epoch % 5 == 4 or epoch == cfg.epochs - 1:
-            bar.set_postfix(loss=f"{loss.item():.3f}", test_acc=f"{accuracy(model, test.images, test.labels):.3f}")
+            bar.set_postfix(loss=f"{loss.item():.3f}", test_acc=f"{accuracy(model, test.images, test.labels):.3f}",
+                            **{k: f"{v:.3g}" for k, v in terms.items() if k != "ce"})
     meta = {
         "role": cfg.role,
         "arch": cfg.arch,
@@ -80,6 +87,8 @@ def train_classifier(cfg: ClassifierTrainConfig, out: Path, bench: Benchmark | N
         "resolution": bench.resolution,
         "benchmark": bench.name,
         "benchmark_sha256": bench.content_hash(),
+        "defense": cfg.defense.kind,
+        **({"bottleneck": objective.bottleneck} if objective.bottleneck else {}),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     save_classifier(model, out, meta)
@@ -93,6 +102,7 @@ def train_classifier(cfg: ClassifierTrainConfig, out: Path, bench: Benchmark | N
         "train_acc": round(accuracy(shipped, train.images, train.labels), 4),
         "params": sum(p.numel() for p in model.parameters()),
         "seconds": round(time.time() - t0, 1),
+        "final_terms": terms,
         "config": json.loads(cfg.model_dump_json()),
     }
     return report

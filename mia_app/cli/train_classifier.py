@@ -16,6 +16,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--arch", choices=["vgg", "resnet"])
     p.add_argument("--width", type=int)
     p.add_argument("--epochs", type=int)
+    p.add_argument("--defense", choices=["none", "negls", "bido", "mid"],
+                   help="train a defended T with that defense's default settings (a config's `defense:` block sets "
+                        "them; NegLS also needs label_smoothing: 0)")
     p.add_argument("--out", type=Path, help="checkpoint path (default assets/<role>.safetensors)")
     p.add_argument("--ship", action="store_true", help="record the checkpoint in assets/manifest.json")
     add_data_args(p)
@@ -33,6 +36,8 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_yaml(args.config, ClassifierTrainConfig, **overrides)
     else:
         cfg = ClassifierTrainConfig(**{k: v for k, v in overrides.items() if v is not None})
+    if args.defense is not None and args.defense != cfg.defense.kind:
+        cfg = ClassifierTrainConfig.model_validate(cfg.model_dump() | {"defense": {"kind": args.defense}})
     if any(getattr(args, k) is not None for k in ("data_config", "n_private", "sigma", "resolution", "seed")):
         cfg = cfg.model_copy(update={"data": data_config(args)})
     out = args.out or REPO_ROOT / "assets" / f"{args.role}.safetensors"
@@ -41,11 +46,13 @@ def run(args: argparse.Namespace) -> int:
         rel = str(Path(out).resolve().relative_to(REPO_ROOT))
         cmd = f"python -m mia_app train-classifier --role {args.role}"
         cmd += f" --config {args.config}" if args.config else ""
+        cmd += f" --defense {args.defense}" if args.defense else ""
         record_shipped(
             rel,
             role=args.role,
             test_acc=report["test_acc"],
             arch=report["arch"],
+            defense=report["defense"],
             benchmark=report["benchmark"],
             benchmark_sha256=report["benchmark_sha256"],
             provenance={"command": cmd + " --ship", "config": report["config"]},

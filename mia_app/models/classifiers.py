@@ -40,6 +40,15 @@ class VGGFace(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.features(x)))
 
+    def forward_hidden(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(logits, the output of each of the four stages): the hidden features BiDO regularises."""
+        hidden = []
+        for i, layer in enumerate(self.body):
+            x = layer(x)
+            if i % 3 == 2:  # after each stage's max-pool
+                hidden.append(x)
+        return self.head(self.dropout(F.adaptive_avg_pool2d(x, 1).flatten(1))), hidden
+
 
 class _BasicBlock(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int):
@@ -70,6 +79,7 @@ class ResNetFace(nn.Module):
                 stages.append(_BasicBlock(cin, cout, 2 if (j == 0 and i > 0) else 1))
                 cin = cout
         self.stages = nn.Sequential(*stages)
+        self.stage_ends = {sum(blocks[: i + 1]) - 1 for i in range(len(blocks))}
         self.head = nn.Linear(cin, n_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -78,16 +88,32 @@ class ResNetFace(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
 
+    def forward_hidden(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(logits, the output of each stage)."""
+        x, hidden = self.stem(x), []
+        for i, block in enumerate(self.stages):
+            x = block(x)
+            if i in self.stage_ends:
+                hidden.append(x)
+        return self.head(F.adaptive_avg_pool2d(x, 1).flatten(1)), hidden
+
 
 ARCHS = {"vgg": VGGFace, "resnet": ResNetFace}
 
 
-def build_classifier(arch: str, n_classes: int, width: int = 32) -> nn.Module:
+def build_classifier(arch: str, n_classes: int, width: int = 32, bottleneck: int | None = None) -> nn.Module:
+    """``bottleneck``: a variational information bottleneck of that dimension before the head (the MID
+    defense, ``mia_app.defenses.mid``); the model is the same function of x at evaluation, z = mu."""
     if arch not in ARCHS:
         raise ValueError(f"unknown arch {arch!r}; choose from {sorted(ARCHS)}")
     if n_classes < 2:
         raise ValueError("n_classes must be >= 2")
-    return ARCHS[arch](n_classes, width)
+    model = ARCHS[arch](n_classes, width)
+    if bottleneck is not None:
+        from mia_app.defenses.mid import VariationalBottleneckHead
+
+        model.head = VariationalBottleneckHead(model.head.in_features, bottleneck, n_classes)
+    return model
 
 
 def save_classifier(model: nn.Module, path: str | Path, meta: dict) -> None:
@@ -118,8 +144,10 @@ def check_meta(meta: object, path: str | Path = "checkpoint") -> None:
         raise ValueError(f"{path}: the 'mia_app' header must be a JSON object")
     if meta.get("arch") not in ARCHS:
         raise ValueError(f"{path}: header arch must be one of {sorted(ARCHS)}, got {meta.get('arch')!r}")
-    for key, lo, hi in (("width", 4, 256), ("n_classes", 2, 100_000)):
+    for key, lo, hi in (("width", 4, 256), ("n_classes", 2, 100_000), ("bottleneck", 2, 4096)):
         value = meta.get(key)
+        if key == "bottleneck" and value is None:  # only MID-defended models have one
+            continue
         if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
             raise ValueError(f"{path}: header {key} must be an integer in [{lo}, {hi}], got {value!r}")
 
@@ -131,7 +159,7 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> tup
         state = load_file(str(path))
     except Exception as err:  # safetensors raises several types for truncated or garbage files
         raise ValueError(f"cannot read classifier checkpoint {path}: {err}") from err
-    model = build_classifier(meta["arch"], meta["n_classes"], meta["width"])
+    model = build_classifier(meta["arch"], meta["n_classes"], meta["width"], meta.get("bottleneck"))
     expected = model.state_dict()
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     misshaped = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
