@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from mia_app.ablation.config import AblationConfig
 from mia_app.ablation.runner import plan_cells, run_ablation
 from mia_app.ablation.stats import bootstrap_mean, paired_bootstrap
+from mia_app.attack.config import AttackConfig
 from mia_app.cli import main
 from mia_app.models.classifiers import build_classifier, save_classifier
 from tests.helpers import save_tiny_target, tiny_attack_config
@@ -382,3 +383,44 @@ def test_shipped_scoreboard_config_has_every_method_on_all_identities():
     assert seeds["floor"] == [0] and all(len(seeds[n]) >= 2 for n in stochastic)
     assert all(c.config.keep == 2 for c in cells)
     assert [c.variant for c in cells[:2]] == ["floor", "floor_generator"]
+
+
+def test_every_row_runs_on_every_target_and_defenses_md_pairs_them(tmp_path):
+    """target_models: the floor, PPA and ours on an undefended and a 'defended' T, a block per T, Δ paired."""
+    e_path = tmp_path / "eval.safetensors"
+    torch.manual_seed(1)
+    save_classifier(build_classifier("resnet", 4, 8), e_path,
+                    {"role": "eval", "arch": "resnet", "width": 8, "n_classes": 4, "resolution": 32,
+                     "benchmark": "tiny", "benchmark_sha256": "-"})
+    plain = save_tiny_target(tmp_path / "plain.safetensors", seed=0)
+    torch.manual_seed(2)
+    defended = tmp_path / "defended-mid.safetensors"
+    save_classifier(build_classifier("vgg", 4, 8, bottleneck=4), defended,
+                    {"role": "target", "arch": "vgg", "width": 8, "n_classes": 4, "resolution": 32,
+                     "benchmark": "tiny", "benchmark_sha256": "-", "defense": "mid", "bottleneck": 4})
+    fast = {"iterations": 2}
+    cfg = _ablation(tmp_path, variants={"baseline": {}}, floor="floor", judge="off",
+                    target_models=[str(plain), str(defended)],
+                    peers=[{"kind": "selection_only", "name": "floor", "candidates": 2, "final": fast},
+                           {"kind": "ppa", "search_space": 8, "candidates": 2, "steps": 1, "final": fast}])
+    result = run_ablation(cfg, progress=False)
+    out = tmp_path / "abl"
+    for stem, path in (("plain", plain), ("defended-mid", defended)):
+        summary = json.loads((out / stem / "summary.json").read_text())
+        assert set(summary["variants"]) == {"baseline", "floor", "ppa"} and summary["complete"]
+        for row in ("baseline", "ppa"):  # every row attacked this T, peers included
+            cell = out / stem / row / "seed0"
+            assert AttackConfig.from_yaml(cell / "config.yaml").target == str(path)
+    assert result["targets"][str(defended)]["info"]["defense"] == "mid"
+    table = (out / "defenses.md").read_text()
+    assert "## E acc@1 %" in table and "## dlib top-1 %" in table and "## KNN dist" in table
+    assert "defended-mid (mid" in table
+    assert table.count("<br>Δ ") == 3 * 2  # 3 rows x (E, KNN) on the second T; judge off: dlib n/a
+    assert "## T = " in table and "### Scoreboard" in table
+    # resumable like any ablation: nothing runs again
+    again = run_ablation(cfg, progress=False)
+    assert all(s["this_call"]["ran"] == [] for s in again["per_target"].values())
+    with pytest.raises(ValueError, match="distinct file names"):
+        from mia_app.ablation.targets import per_target
+
+        per_target(_ablation(tmp_path, target_models=[str(plain), str(tmp_path / "x" / "plain.safetensors")]))

@@ -33,6 +33,8 @@ class AblationConfig(StrictModel):
     floor: str | None = Field(None, description="name of the no-attack row: every row gets a paired CI against it")
     order: list[str] = Field(default_factory=list, description="rows to run first, for every seed, in this "
                              "order (the rows a reader needs first); the rest follow, seed-major")
+    target_models: list[str] = Field(default_factory=list, description="attacked classifiers T: every row runs on "
+                                     "each (a block per T, ablation.targets); empty: the preset's own T")
     eval_model: str = "assets/eval.safetensors"
     out: Path | None = Field(None, description="default results/ablation-<name>")
     judge: Literal["auto", "on", "off"] = "auto"

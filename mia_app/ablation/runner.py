@@ -190,6 +190,10 @@ def run_ablation(acfg: AblationConfig, progress: bool = True, run: bool = True) 
     Under torchrun each process takes every world-th unfinished cell (of rank 0's plan); rank 0 writes the outputs."""
     from mia_app.evaluation.evaluate import evaluate_run, resolve_eval_path
 
+    if acfg.target_models:  # one sub-ablation per attacked model, side by side in defenses.md
+        from mia_app.ablation.targets import run_over_targets
+
+        return run_over_targets(acfg, progress, run)
     targets = acfg.target_list()
     if not resolve_eval_path(acfg.eval_model).is_file():  # fail before the first attack, not after it
         raise FileNotFoundError(f"evaluation model {acfg.eval_model} not found")

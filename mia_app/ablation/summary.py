@@ -107,8 +107,8 @@ def summarize(acfg: AblationConfig, cells: list, targets: list[int]) -> dict:
         per[name] = entry
 
     for name, entry in per.items():
-        entry["vs_baseline"] = None if name == acfg.baseline else _paired(entry, per[acfg.baseline], acfg)
-        entry["vs_floor"] = None if acfg.floor in (None, name) else _paired(entry, per[acfg.floor], acfg)
+        entry["vs_baseline"] = None if name == acfg.baseline else paired_rows(entry, per[acfg.baseline], acfg)
+        entry["vs_floor"] = None if acfg.floor in (None, name) else paired_rows(entry, per[acfg.floor], acfg)
 
     return {
         "name": acfg.name,
@@ -153,7 +153,7 @@ def _seeded(entry: dict, key: str, seeds: list) -> dict[int, dict]:
     return per
 
 
-def _paired(entry: dict, ref: dict, acfg: AblationConfig) -> dict | None:
+def paired_rows(entry: dict, ref: dict, acfg: AblationConfig) -> dict | None:
     """Row − reference row: per metric a paired bootstrap over the (seed, identity) pairs both have."""
     if not ref["cells"] or not entry["cells"]:
         return None
