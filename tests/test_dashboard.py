@@ -245,3 +245,38 @@ def test_the_scoreboard_is_listed_first(tmp_path):
     for name in ("ablation-quick", "ablation-scoreboard", "ablation-zeta"):
         (tmp_path / name).mkdir()
     assert [p.name for p in list_ablations(tmp_path)] == ["ablation-scoreboard", "ablation-zeta", "ablation-quick"]
+
+
+def test_the_target_picker_lists_shipped_targets_and_launch_uses_the_choice(tmp_path):
+    from mia_app.dashboard.targets import shipped_targets
+
+    choices = shipped_targets()
+    assert choices[0][1] == "assets/target.safetensors" and "undefended" in choices[0][0]
+    assert all("private-test acc" in label for label, _ in choices)
+    store, launch = _launch(tmp_path)
+    form = AttackForm.from_model()
+    cfg = AttackConfig.model_validate(launch().config)
+    job = submit_attack(store, DashboardSettings(runs=tmp_path / "runs", db=tmp_path / "runs" / "jobs.sqlite"),
+                        form, tmp_path / "tiny.yaml", form.values_from(cfg), "0", None, None, "sess", None,
+                        "assets/target.safetensors")
+    assert job.config["target"] == "assets/target.safetensors"
+    with pytest.raises(LaunchError, match="not a shipped target"):
+        submit_attack(store, DashboardSettings(runs=tmp_path / "runs", db=tmp_path / "runs" / "jobs.sqlite"),
+                      form, tmp_path / "tiny.yaml", form.values_from(cfg), "0", None, None, "sess", None,
+                      "/etc/passwd")
+
+
+def test_a_defended_checkpoint_uploads_like_any_and_compare_names_the_defense(tmp_path):
+    from mia_app.dashboard.runs import RunFolder
+    from mia_app.dashboard.submission import check_upload
+    from mia_app.models.classifiers import build_classifier, save_classifier
+
+    mid = tmp_path / "mid.safetensors"
+    save_classifier(build_classifier("vgg", 4, 8, bottleneck=4), mid,
+                    {"role": "target", "arch": "vgg", "width": 8, "n_classes": 4, "resolution": 32,
+                     "benchmark": "tiny", "benchmark_sha256": "-", "defense": "mid", "bottleneck": 4})
+    assert check_upload(mid, 4)["defense"] == "mid"
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(tiny_attack_config(tmp_path, target=str(mid)).to_yaml())
+    assert RunFolder(run).target() == "mid (mid)"

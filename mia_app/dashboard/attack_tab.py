@@ -16,6 +16,7 @@ from mia_app.dashboard.live_panel import LivePanel, build_live_panel, job_choice
 from mia_app.dashboard.peer_form import METHOD_LABELS, OURS, PeerForm
 from mia_app.dashboard.presets import default_preset, load_preset, missing_models
 from mia_app.dashboard.submission import LaunchError, check_upload, submit_attack, submit_peer
+from mia_app.dashboard.targets import shipped_targets
 from mia_app.dashboard.widgets import widget
 from mia_app.user_input import explain, parse_targets
 
@@ -68,6 +69,10 @@ class AttackTab:
                 self.fields = [self.widgets[s] for s in self.form.specs]
                 # No file_types filter: the browser would drop a refused file without a word and Launch would
                 # then attack the preset's T. Every file reaches check_upload, which says why it is refused.
+                self.target_model = gr.Dropdown(
+                    [("the preset's T", "")] + shipped_targets(), value="", label="Target model T",
+                    info="the shipped targets, undefended and defended (NegLS, BiDO-HSIC, MID); an upload below "
+                         "takes precedence", elem_id="target-model")
                 self.upload = gr.File(label="Custom target classifier T (optional, .safetensors only)",
                                       type="filepath", height=90, elem_id="upload")
                 self.launch = gr.Button("Launch", variant="primary", elem_id="launch")
@@ -152,7 +157,7 @@ class AttackTab:
         self.targets.change(self.on_targets, [self.preset, self.targets], [self.references])
         groups = [*self.ours_sections, *self.peer_groups.values()]
         self.method.change(self.on_method, [self.method], groups)
-        inputs = {self.preset, self.targets, self.run_name, self.upload, self.method, *self.fields,
+        inputs = {self.preset, self.targets, self.run_name, self.upload, self.target_model, self.method, *self.fields,
                   *[w for ws in self.peer_widgets.values() for w in ws]}
         self.launch.click(self.on_launch, inputs, [self.status, self.live.watch])
         self.upload.change(self.on_upload, [self.preset, self.upload], [self.status])
@@ -232,14 +237,14 @@ class AttackTab:
             common = (f.store, f.settings, self.form, presets[name], [data[c] for c in self.fields])
             if method == OURS:
                 job = submit_attack(*common, data[self.targets], data[self.run_name], data[self.upload],
-                                    f.session(request), ids.n_classes)
+                                    f.session(request), ids.n_classes, data[self.target_model] or None)
             else:
                 try:
                     peer = self.peer_form.build(method, [data[w] for w in self.peer_widgets[method]])
                 except ValueError as err:
                     raise LaunchError(str(err)) from err
                 job = submit_peer(*common, peer, data[self.targets], data[self.run_name], data[self.upload],
-                                  f.session(request), ids.n_classes)
+                                  f.session(request), ids.n_classes, data[self.target_model] or None)
         except (LaunchError, ValidationError) as err:
             msg = self.ctx.redact(explain(err))
             gr.Warning(msg)

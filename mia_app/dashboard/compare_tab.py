@@ -30,7 +30,7 @@ def metrics_table(runs: list[RunFolder]) -> tuple[list[str], list[list]]:
     per_run = []
     for r in runs:
         source, values = r.metrics()
-        per_run.append({"source": source, "method": r.method(), **values})
+        per_run.append({"source": source, "method": r.method(), "target T": r.target(), **values})
     keys = list(dict.fromkeys(k for m in per_run for k in m))
     fmt = lambda v: round(v, 4) if isinstance(v, float) else v  # noqa: E731
     return ["metric", *[r.name for r in runs]], [[k, *[fmt(m.get(k, "")) for m in per_run]] for k in keys]

@@ -43,6 +43,21 @@ class RunFolder:
                 return "peer (unreadable method.json)"
         return f"ours ({'+'.join(self.active_schemes()) or 'baseline'})"
 
+    def target(self) -> str:
+        """The attacked T and its defense, ``target-negls (negls)``: Compare puts runs on two targets side by side."""
+        path = str(self.config().get("target") or "")
+        if not path:
+            return "n/a"
+        from mia_app.attack.models import local_path
+        from mia_app.models.classifiers import read_meta
+
+        local = local_path(path)
+        try:
+            defense = read_meta(local).get("defense", "none") if local is not None else "file missing"
+        except ValueError:  # not a readable classifier header: show the name only
+            defense = "unreadable"
+        return f"{Path(path).stem} ({defense})"
+
     def active_schemes(self) -> list[str]:
         schemes = self.config().get("schemes") or {}
         return [k for k in ("B3", "A", "C", "D") if schemes.get(k)]

@@ -118,8 +118,12 @@ def submit_capped(store: JobStore, settings: DashboardSettings, kind: str, name:
 
 def prepare_attack(store: JobStore, settings: DashboardSettings, form: AttackForm, preset_path: Path,
                    values: list[Any], targets_text: str, run_name: str | None, upload: str | None,
-                   session: str | None, n_classes: int | None) -> tuple[AttackConfig, list[int]]:
-    """The validated AttackConfig and targets of the form, within the server's limits; raises LaunchError."""
+                   session: str | None, n_classes: int | None,
+                   shipped_target: str | None = None) -> tuple[AttackConfig, list[int]]:
+    """The validated AttackConfig and targets of the form, within the server's limits; raises LaunchError.
+
+    T is the uploaded checkpoint if any, else ``shipped_target`` (one of ``dashboard.targets.shipped_targets``),
+    else the preset's."""
     try:
         preset = load_preset(preset_path)
     except ValidationError as err:
@@ -131,6 +135,13 @@ def prepare_attack(store: JobStore, settings: DashboardSettings, form: AttackFor
     targets = targets_from(targets_text, n_classes, settings.max_targets)
     if (target := store_upload(upload, settings.runs / "uploads", n_classes)) is not None:
         data["target"] = target
+    elif shipped_target:
+        from mia_app.dashboard.targets import check_shipped_target
+
+        try:
+            data["target"] = check_shipped_target(shipped_target)
+        except ValueError as err:
+            raise LaunchError(str(err)) from err
     cfg = validated(data)
     check_limits(cfg, settings, len(targets))
     if problems := missing_models(cfg):
@@ -141,9 +152,9 @@ def prepare_attack(store: JobStore, settings: DashboardSettings, form: AttackFor
 
 def submit_attack(store: JobStore, settings: DashboardSettings, form: AttackForm, preset_path: Path,
                   values: list[Any], targets_text: str, run_name: str | None, upload: str | None,
-                  session: str | None, n_classes: int | None) -> Job:
+                  session: str | None, n_classes: int | None, shipped_target: str | None = None) -> Job:
     cfg, targets = prepare_attack(store, settings, form, preset_path, values, targets_text, run_name, upload,
-                                  session, n_classes)
+                                  session, n_classes, shipped_target)
     return submit_capped(store, settings, "attack", cfg.name, cfg.model_dump(mode="json"), targets, session)
 
 
@@ -164,7 +175,8 @@ def check_peer_limits(peer, settings: DashboardSettings, n_identities: int = 1) 
 
 def submit_peer(store: JobStore, settings: DashboardSettings, form: AttackForm, preset_path: Path,
                 values: list[Any], peer_data: dict[str, Any], targets_text: str, run_name: str | None,
-                upload: str | None, session: str | None, n_classes: int | None) -> Job:
+                upload: str | None, session: str | None, n_classes: int | None,
+                shipped_target: str | None = None) -> Job:
     """Queue a peer attack (``kind: peer`` job): the form's AttackConfig gives T, data, seed, keep and device."""
     from mia_app.peers import parse_peer
 
@@ -174,7 +186,7 @@ def submit_peer(store: JobStore, settings: DashboardSettings, form: AttackForm, 
         raise LaunchError(f"invalid {peer_data.get('kind')} settings: {explain(err)}") from err
     name = (run_name or "").strip() or peer.display_name()
     cfg, targets = prepare_attack(store, settings, form, preset_path, values, targets_text, name, upload,
-                                  session, n_classes)
+                                  session, n_classes, shipped_target)
     check_peer_limits(peer, settings, len(targets))
     config = {"attack": cfg.model_dump(mode="json"), "peer": peer.model_dump(mode="json")}
     return submit_capped(store, settings, "peer", name, config, targets, session)
