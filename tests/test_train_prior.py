@@ -60,3 +60,12 @@ def test_codes_come_from_the_chosen_encoder_and_the_prior_records_it(tmp_path):
 def test_the_shipped_pixel_prior_is_known_to_follow_sface_codes():
     prior = IdentityPrior.from_pretrained(REPO_ROOT / "assets/prior")
     assert prior.code_encoder == "sface"
+
+
+def test_ship_dest_is_checked_before_training(capsys):
+    from mia_app.cli import main
+
+    assert main(["train-prior", "--config", "configs/prior/cpu.yaml", "--dest", "assets/x"]) == 2
+    assert "add --ship" in capsys.readouterr().err
+    assert main(["train-prior", "--config", "configs/prior/cpu.yaml", "--ship", "--dest", "/etc/x"]) == 2
+    assert "under assets/" in capsys.readouterr().err

@@ -18,6 +18,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--steps", type=int, help="override the number of steps (a smaller value just exports)")
     p.add_argument("--ship", action="store_true",
                    help="copy the EMA prior to assets/ (latent: assets/latent_prior, pixel: assets/prior), recorded")
+    p.add_argument("--dest", help="with --ship: the assets/ folder to ship to (default assets/latent_prior or "
+                   "assets/prior), e.g. assets/prior-40k to keep the shipped prior beside it")
     p.set_defaults(run=run)
 
 
@@ -25,6 +27,11 @@ def run(args: argparse.Namespace) -> int:
     from mia_app.config import LatentPriorTrainConfig, PriorTrainConfig, load_yaml
     from mia_app.user_input import read_yaml
 
+    if args.dest is not None:  # checked before any training, not after it
+        if not args.ship:
+            raise ValueError("--dest names where --ship copies the prior; add --ship")
+        if not args.dest.startswith("assets/") or ".." in Path(args.dest).parts:
+            raise ValueError(f"--dest must be a folder under assets/, got {args.dest!r}")
     set_threads()
     kind = read_yaml(args.config).get("kind", "pixel")
     if kind == "latent":
@@ -39,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_yaml(args.config, PriorTrainConfig, steps=args.steps)
         args.out = args.out or Path("runs/prior")
         report, dest = train_prior(cfg, args.out), "assets/prior"
+    if args.dest is not None:
+        dest = args.dest
     if args.ship:
         from mia_app.prior.ship import ship_prior
 

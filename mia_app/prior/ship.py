@@ -19,7 +19,8 @@ def ship_prior(folder: Path, config_path: str, cfg, dest: str = "assets/prior") 
             record_shipped(
                 rel,
                 role="prior",
-                provenance={"command": f"python -m mia_app train-prior --config {config_path} --ship",
+                provenance={"command": f"python -m mia_app train-prior --config {config_path} --ship"
+                                       + ("" if dest in ("assets/prior", "assets/latent_prior") else f" --dest {dest}"),
                             "config": cfg.model_dump(mode="json")},
                 licence="trained here on the SynthID public pool (DCGAN/DigiFace-1M research terms)",
             )
