@@ -72,6 +72,16 @@ def test_paired_bootstrap_keeps_pairs_only_and_drops_nan():
 
 
 # ---- configs --------------------------------------------------------------------------------------------
+def _save_tiny_eval(tmp_path, seed: int = 1) -> Path:
+    """The tiny E every tiny ablation judges with (tmp_path / eval.safetensors)."""
+    torch.manual_seed(seed)
+    path = tmp_path / "eval.safetensors"
+    save_classifier(build_classifier("resnet", 4, 8), path,
+                    {"role": "eval", "arch": "resnet", "width": 8, "n_classes": 4, "resolution": 32,
+                     "benchmark": "tiny", "benchmark_sha256": "-"})
+    return path
+
+
 def _ablation(tmp_path, **over) -> AblationConfig:
     attack = tmp_path / "attack.yaml"
     if not attack.exists():
@@ -325,11 +335,7 @@ def test_summary_arch_of_an_unreadable_checkpoint_is_none_with_a_warning(tmp_pat
 
 def test_scoreboard_rows_pair_with_a_deterministic_floor(tmp_path):
     """A floor that runs once pairs with every seed; every row gets Δ against it; the table opens with it."""
-    e_path = tmp_path / "eval.safetensors"
-    torch.manual_seed(1)
-    save_classifier(build_classifier("resnet", 4, 8), e_path,
-                    {"role": "eval", "arch": "resnet", "width": 8, "n_classes": 4, "resolution": 32,
-                     "benchmark": "tiny", "benchmark_sha256": "-"})
+    _save_tiny_eval(tmp_path)
     fast = {"iterations": 2}
     cfg = _ablation(tmp_path, seeds=[0, 1], variants={"baseline": {}}, floor="floor", judge="off",
                     order=["floor", "ppa", "baseline"],
@@ -387,11 +393,7 @@ def test_shipped_scoreboard_config_has_every_method_on_all_identities():
 
 def test_every_row_runs_on_every_target_and_defenses_md_pairs_them(tmp_path):
     """target_models: the floor, PPA and ours on an undefended and a 'defended' T, a block per T, Δ paired."""
-    e_path = tmp_path / "eval.safetensors"
-    torch.manual_seed(1)
-    save_classifier(build_classifier("resnet", 4, 8), e_path,
-                    {"role": "eval", "arch": "resnet", "width": 8, "n_classes": 4, "resolution": 32,
-                     "benchmark": "tiny", "benchmark_sha256": "-"})
+    _save_tiny_eval(tmp_path)
     plain = save_tiny_target(tmp_path / "plain.safetensors", seed=0)
     torch.manual_seed(2)
     defended = tmp_path / "defended-mid.safetensors"
