@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         cmd = f"python -m mia_app train-classifier --role {args.role}"
         cmd += f" --config {args.config}" if args.config else ""
         cmd += f" --defense {args.defense}" if args.defense else ""
+        cmd += f" --out {rel}" if rel != f"assets/{args.role}.safetensors" else ""
         record_shipped(
             rel,
             role=args.role,
