@@ -108,6 +108,8 @@ def test_ablation_folders_are_listed_with_their_table(tmp_path):
     assert list_ablations(tmp_path / "results") == [folder]
     text, figures = show_ablation(folder)
     assert text == "| scheme | acc |" and [name for _, name in figures] == ["gains.png"]
+    (folder / "defenses.md").write_text("# every attack on every target")  # an ablation over several targets
+    assert show_ablation(folder)[0] == "# every attack on every target"
 
 
 def test_an_ablation_is_queued_once_per_output_folder(tmp_path):

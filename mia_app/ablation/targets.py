@@ -64,6 +64,9 @@ def run_over_targets(acfg: AblationConfig, progress: bool = True, run: bool = Tr
                 "targets": {t: {"info": target_info(t), "folder": str(out / target_slug(t)),
                                 "complete": s.get("complete", False)} for t, s in summaries.items()}}
     (out / "summary.json").write_text(json.dumps(combined, indent=2))
+    combined["this_call"] = {key: [f"{target_slug(t)}/{cell}" for t, sm in summaries.items()
+                                   for cell in sm.get("this_call", {}).get(key, [])]
+                             for key in ("ran", "evaluated", "skipped")}
     (out / "defenses.md").write_text(render_defenses(acfg, summaries))
     return combined | {"per_target": summaries}
 

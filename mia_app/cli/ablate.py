@@ -33,6 +33,10 @@ def run(args: argparse.Namespace) -> int:
     calls = summary["this_call"]
     print(f"cells: {len(calls['ran'])} attacked, {len(calls['evaluated'])} evaluated, {len(calls['skipped'])} "
           f"already finished")
+    if cfg.target_models:  # one sub-ablation per T: the side-by-side table is the report
+        print(f"wrote {out / 'summary.json'}, {out / 'defenses.md'} and one folder per target")
+        print((out / "defenses.md").read_text())
+        return 0
     print(f"wrote {out / 'summary.json'}, {out / 'table.md'}, {out / 'acc1.png'}")
     print((out / "table.md").read_text())
     return 0

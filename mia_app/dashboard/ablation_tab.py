@@ -30,8 +30,9 @@ def list_ablations(results: Path) -> list[Path]:
 
 
 def show_ablation(folder: Path) -> tuple[str, list[tuple[str, str]]]:
-    table = folder / "table.md"
-    text = table.read_text() if table.is_file() else f"`{folder.name}` has no table.md yet (still running?)"
+    # an ablation over several targets reports in defenses.md (a block per T); a plain one in table.md
+    table = next((folder / n for n in ("defenses.md", "table.md") if (folder / n).is_file()), None)
+    text = table.read_text() if table is not None else f"`{folder.name}` has no table.md yet (still running?)"
     figures = [(str(p), p.name) for p in sorted(folder.glob("*.png"))]
     return text, figures
 
