@@ -39,6 +39,8 @@ def parse_yaml(text: str, what: str = "config") -> dict[str, Any]:
         data = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as err:
         raise ValueError(f"{what}: not valid YAML: {' '.join(str(err).split())}") from None
+    except RecursionError:  # thousands of nested brackets: well under the size cap, deeper than any config
+        raise ValueError(f"{what}: nested too deeply to be a config") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -81,14 +83,16 @@ def parse_targets(text: str) -> list[int]:
                 lo, hi = (int(x) for x in part.split("-", 1))
                 if hi < lo:
                     raise ValueError(f"range {part!r} runs backwards")
-                if hi - lo >= MAX_TARGETS:
-                    raise ValueError(f"range {part!r} is longer than {MAX_TARGETS} classes")
+                if hi - lo >= MAX_TARGETS or len(out) + hi - lo + 1 > MAX_TARGETS:
+                    raise ValueError(f"more than {MAX_TARGETS} classes in {part!r} and before it")
                 out += range(lo, hi + 1)
             else:
+                if len(out) >= MAX_TARGETS:
+                    raise ValueError(f"more than {MAX_TARGETS} classes")
                 out.append(int(part))
         except ValueError as err:
-            raise ValueError(f"{part!r} is not a class index or a range a-b ({err})" if "range" not in str(err)
-                             else str(err)) from None
+            raise ValueError(str(err) if "classes" in str(err) or "range" in str(err)
+                             else f"{part!r} is not a class index or a range a-b ({err})") from None
     if not out:
         raise ValueError(f"no targets in {text!r}")
     if negative := [t for t in out if t < 0]:

@@ -58,7 +58,7 @@ def test_huge_weights_and_learning_rates_are_refused_with_the_bound(tmp_path):
 def test_targets_are_each_class_once_and_ranges_are_sane():
     assert parse_targets("0-3,7") == [0, 1, 2, 3, 7]
     for text, message in (("0,0", "each class at most once"), ("0-3,2", "each class at most once"),
-                          ("5-1", "runs backwards"), ("0-99999999", "longer than"), ("x", "not a class index"),
+                          ("5-1", "runs backwards"), ("0-99999999", "more than 100000 classes"), ("x", "not a class index"),
                           ("", "no targets")):
         with pytest.raises(ValueError, match=message):
             parse_targets(text)
@@ -156,7 +156,14 @@ def test_forged_prior_headers_are_refused_before_allocating(tmp_path):
     unet = json.loads((forged / "unet" / "config.json").read_text())
     unet["block_out_channels"] = [100_000, 100_000]
     (forged / "unet" / "config.json").write_text(json.dumps(unet))
-    with pytest.raises(ValueError, match="header channels"):
+    with pytest.raises(ValueError, match="header (channels|block_out_channels)"):
+        prior_from_pretrained(forged)
+    unet["block_out_channels"], unet["layers_per_block"] = [8, 16], 100_000
+    (forged / "unet" / "config.json").write_text(json.dumps(unet))
+    with pytest.raises(ValueError, match="header layers_per_block must be an integer in"):
+        prior_from_pretrained(forged)
+    (forged / "prior_config.json").unlink()  # a plain diffusers UNet folder gets the same checks
+    with pytest.raises(ValueError, match="header layers_per_block"):
         prior_from_pretrained(forged)
 
 
@@ -329,3 +336,119 @@ def test_each_poll_marks_a_dead_workers_job_interrupted_and_finds_queued_jobs_a_
     ctx.store.register_worker("alive", pid=os.getpid())
     ctx.watchdog(every_s=0)
     assert started == [1]
+
+
+# ---- the review's findings ------------------------------------------------------------------------------
+def test_a_long_target_list_is_refused_before_it_is_built():
+    from mia_app.user_input import MAX_TARGETS
+
+    text = ",".join(f"{i * 100000}-{i * 100000 + 99999}" for i in range(30))  # 3 million classes in 418 chars
+    with pytest.raises(ValueError, match=f"more than {MAX_TARGETS} classes"):
+        parse_targets(text)
+    with pytest.raises(ValueError, match="nested too deeply"):
+        parse_yaml("[" * 5000)
+
+
+def test_hosted_caps_cover_search_space_peers_and_the_prior(tmp_path):
+    from mia_app.dashboard.settings import DashboardSettings
+    from mia_app.dashboard.submission import LaunchError, check_hosted_prior, check_limits, check_peer_limits
+    from mia_app.peers import parse_peer
+
+    hosted = DashboardSettings(auth=("ann", "pw"))
+    cfg = tiny_attack_config(tmp_path)
+    with pytest.raises(LaunchError, match="search_space is limited to 16,000"):
+        check_limits(cfg.model_copy(update={"search_space": 1_000_000}), hosted, 1)
+    ppa = parse_peer({"kind": "ppa", "search_space": 500_000})
+    with pytest.raises(LaunchError, match="search_space is limited"):
+        check_peer_limits(ppa, hosted, 1)
+    heavy_final = parse_peer({"kind": "ppa", "steps": 0, "final": {"iterations": 10_000}})
+    with pytest.raises(LaunchError, match="passes"):
+        check_peer_limits(heavy_final, hosted, 20)  # (1 + 10 000) x 4 x 20 > 400 000: the final selection counts
+    check_hosted_prior(cfg, cfg, hosted)  # the preset's own prior
+    check_hosted_prior(cfg.model_copy(update={"prior": "assets/latent_prior"}), cfg, hosted)  # a shipped one
+    for prior in ("/etc", "someone/some-hub-model", "assets/../runs"):
+        with pytest.raises(LaunchError, match="the preset's .* or a shipped one"):
+            check_hosted_prior(cfg.model_copy(update={"prior": prior}), cfg, hosted)
+    check_hosted_prior(cfg.model_copy(update={"prior": "/etc"}), cfg, DashboardSettings())  # lab: the user's call
+
+
+def test_an_unknown_user_costs_one_hash_like_a_known_one(monkeypatch):
+    import hashlib
+
+    from mia_app.dashboard.accounts import Accounts, hash_password
+
+    accounts = Accounts({"ann": hash_password("pw")})
+    calls = []
+    real = hashlib.pbkdf2_hmac
+    monkeypatch.setattr(hashlib, "pbkdf2_hmac", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert not accounts.check("ann", "wrong") and len(calls) == 1
+    assert not accounts.check("nobody", "wrong") and len(calls) == 2
+
+
+def test_a_worker_taken_for_dead_cannot_finish_a_retried_job(tmp_path):
+    from mia_app.service.store import JobStore
+
+    store = JobStore(tmp_path / "jobs.sqlite", tmp_path / "runs")
+    job = store.submit("attack", "a", {}, [0])
+    store.claim("old")
+    store.finish(job.id, "interrupted", "taken for dead", worker_id="old")
+    store.retry(job.id)
+    store.claim("new")
+    store.finish(job.id, "done", worker_id="old")  # the old worker, still running somewhere, is ignored
+    assert store.get(job.id).status == "running" and store.get(job.id).worker_id == "new"
+    store.finish(job.id, "done", worker_id="new")
+    assert store.get(job.id).status == "done"
+    evaluation = store.submit("cli", "evaluate-x", {"argv": []}, [], run_dir=tmp_path / "runs" / "job-000001-a")
+    (tmp_path / "runs" / "job-000001-a").mkdir(parents=True)
+    assert store.owned_folder(evaluation) is None  # another job's run: not this job's to purge or delete
+
+
+def test_a_worker_crashing_at_start_is_not_restarted_at_every_poll(tmp_path):
+    import subprocess
+    import sys
+
+    from mia_app.dashboard.supervisor import WorkerSupervisor
+    from mia_app.service.store import JobStore
+
+    sup = WorkerSupervisor(JobStore(tmp_path / "jobs.sqlite"), enabled=True)
+    started = []
+    monkey_popen = subprocess.Popen
+    sup.proc = monkey_popen([sys.executable, "-c", "raise SystemExit(3)"])
+    sup.started_at = __import__("time").time()
+    sup.proc.wait()
+    assert not sup.ours_alive() and sup.backing_off()
+    sup.store.submit("attack", "a", {}, [0])
+    real = subprocess.Popen
+    subprocess.Popen = lambda *a, **k: started.append(a) or real([sys.executable, "-c", "pass"])
+    try:
+        sup.ensure()
+        assert started == []  # backing off: no new process
+        sup.started_at -= 120  # the back-off has passed
+        sup.ensure()
+        assert len(started) == 1
+    finally:
+        subprocess.Popen = real
+    killed = real([sys.executable, "-c", "import time; time.sleep(30)"])
+    killed.kill()
+    killed.wait()
+    sup.proc, sup.exited_at = killed, None
+    sup.started_at = __import__("time").time()
+    assert not sup.backing_off()  # killed by a signal is no start-up crash
+
+
+def test_the_live_view_forgets_a_retried_jobs_old_events(tmp_path):
+    from mia_app.dashboard.live import EventCache
+    from mia_app.service.store import JobStore
+
+    store = JobStore(tmp_path / "jobs.sqlite", tmp_path / "runs")
+    job = store.submit("attack", "a", {}, [0])
+    first = store.claim("w")
+    store.add_step(job.id, 1, 0, 0, {"loss": 1.0})
+    cache = EventCache(store)
+    assert len(cache.read(job.id, first.started)[0]) == 1
+    store.finish(job.id, "failed", "x")
+    store.retry(job.id)
+    again = store.claim("w")
+    store.add_step(job.id, 1, 0, 0, {"loss": 2.0})
+    steps, _ = cache.read(job.id, again.started)
+    assert steps == [{"loss": 2.0}]

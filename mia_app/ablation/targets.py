@@ -55,10 +55,13 @@ def target_info(path: str) -> dict:
 def run_over_targets(acfg: AblationConfig, progress: bool = True, run: bool = True) -> dict:
     """Run (or resume) the sub-ablation of every T, then write ``summary.json`` and ``defenses.md``."""
     from mia_app.ablation.runner import run_ablation
+    from mia_app.attack.sharding import current_shard
 
     summaries = {}
     for sub, t in zip(per_target(acfg), acfg.target_models, strict=True):
         summaries[t] = run_ablation(sub, progress=progress, run=run)
+    if not current_shard().is_main:  # under torchrun rank 0 writes the side-by-side report
+        return {"name": acfg.name, "shard": [current_shard().rank, current_shard().world]}
     out = acfg.out_dir()
     combined = {"name": acfg.name, "target_models": acfg.target_models,
                 "targets": {t: {"info": target_info(t), "folder": str(out / target_slug(t)),

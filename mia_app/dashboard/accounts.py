@@ -83,9 +83,15 @@ def add_user(path: Path, user: str, password: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("".join(f"{u}:{h}\n" for u, h in accounts.items()))
-    tmp.chmod(0o600)
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)  # never readable by others, not even briefly
+    with os.fdopen(fd, "w") as f:
+        f.write("".join(f"{u}:{h}\n" for u, h in accounts.items()))
     tmp.replace(path)
+
+
+#: what an unknown user's password is checked against, so a wrong user name costs the same as a wrong password
+_UNKNOWN_USER = hash_password("not a password", b"\0" * 16)
 
 
 @dataclass
@@ -100,6 +106,6 @@ class Accounts:
     def check(self, user: str, password: str) -> bool:
         encoded = self.hashes.get(user)
         if encoded is None:
-            verify_password(password, hash_password("x", b"\0" * 16))  # same cost for unknown users
+            verify_password(password, _UNKNOWN_USER)  # one PBKDF2 run, as for a known user: timing says nothing
             return False
         return verify_password(password, encoded)

@@ -73,8 +73,8 @@ def build_jobs_tab(ctx: DashboardContext, watch: gr.Dropdown, tabs: gr.Tabs) -> 
         if job is None:
             return gr.skip()
         try:
-            if job.kind != "cli" and job.run_dir and job.status not in ACTIVE:
-                purge_served(job.run_dir)  # an attack starts over in a fresh folder
+            if job.kind != "cli" and job.status not in ACTIVE and (folder := ctx.store.owned_folder(job)) is not None:
+                purge_served(folder)  # an attack starts over in a fresh folder
             ctx.store.retry(job.id, max_active=ctx.settings.max_queued)
         except ValueError as err:  # not retryable now, or the hosted queue cap
             gr.Warning(str(err))
@@ -88,8 +88,8 @@ def build_jobs_tab(ctx: DashboardContext, watch: gr.Dropdown, tabs: gr.Tabs) -> 
         if job is None:
             return gr.skip(), gr.skip()
         try:
-            if job.status not in ACTIVE and job.run_dir:
-                purge_served(job.run_dir)  # Gradio's copies of its images go with the job
+            if job.status not in ACTIVE and (folder := ctx.store.owned_folder(job)) is not None:
+                purge_served(folder)  # Gradio's copies of its images go with the folder it created
             ctx.store.delete(job.id)
         except ValueError as err:
             gr.Warning(str(err))

@@ -28,9 +28,12 @@ class EventCache:
         self._jobs: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def read(self, job_id: int) -> tuple[list[dict[str, Any]], list[str]]:
+    def read(self, job_id: int, started: float | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+        """``started``: the job's start time; a retried job starts again, and its old events are dropped."""
         with self._lock:
-            entry = self._jobs.pop(job_id, None) or {"step_id": 0, "image_id": 0, "steps": [], "images": []}
+            entry = self._jobs.pop(job_id, None)
+            if entry is None or entry["started"] != started:
+                entry = {"started": started, "step_id": 0, "image_id": 0, "steps": [], "images": []}
             self._jobs[job_id] = entry
             while len(self._jobs) > self.size:
                 self._jobs.popitem(last=False)
@@ -93,5 +96,5 @@ class JobView:
 
 
 def job_view(cache: EventCache, job: Job) -> JobView:
-    steps, images = cache.read(job.id)
+    steps, images = cache.read(job.id, job.started)
     return JobView(job, steps, images)

@@ -26,6 +26,9 @@ from mia_app.config import StrictModel
 
 #: A hosted job's default compute cap in sampler passes: cpu-quick on all 100 classes, the ``cpu`` preset on 34.
 HOSTED_COMPUTE = 400_000
+#: A hosted job's largest search space (generator latents T ranks; each rendered, and cached per seed): 4x the
+#: presets' 4000.
+HOSTED_SEARCH_SPACE = 16_000
 
 
 class DashboardSettings(StrictModel):
@@ -80,6 +83,10 @@ class DashboardSettings(StrictModel):
         if self.users_file is not None:
             hashes |= read_users_file(self.users_file)
         return Accounts(hashes)
+
+    @property
+    def search_space_cap(self) -> int | None:
+        return HOSTED_SEARCH_SPACE if self.hosted else None
 
     @property
     def loopback(self) -> bool:

@@ -78,8 +78,27 @@ def store_upload(upload: str | None, folder: Path, n_classes: int | None = None)
     return str(dest.resolve())
 
 
+def check_search_space(search_space: int, settings: DashboardSettings) -> None:
+    if (cap := settings.search_space_cap) is not None and search_space > cap:
+        raise LaunchError(f"search_space is limited to {cap:,} on this server (each latent is rendered and cached)")
+
+
+def check_hosted_prior(cfg: AttackConfig, preset: AttackConfig, settings: DashboardSettings) -> None:
+    """Hosted, the prior is the preset's or a shipped one: a free path would read server files by name, and a hub
+    id would make the server download a model of any size."""
+    if not settings.hosted or cfg.prior == preset.prior:
+        return
+    from mia_app.assets import load_manifest
+
+    shipped = {e["path"].split("/")[1] for e in load_manifest()["files"] if e.get("role") == "prior"}
+    if not (cfg.prior.startswith("assets/") and cfg.prior.removeprefix("assets/").rstrip("/") in shipped):
+        raise LaunchError(f"prior: on this server, the preset's ({preset.prior}) or a shipped one "
+                          f"({', '.join(f'assets/{p}' for p in sorted(shipped))})")
+
+
 def check_limits(cfg: AttackConfig, settings: DashboardSettings, n_identities: int = 1) -> None:
-    """The hosted caps: steps per stage, candidates, and the job's whole compute (sampler passes)."""
+    """The hosted caps: steps per stage, candidates, search space, and the job's whole compute (sampler passes)."""
+    check_search_space(cfg.search_space, settings)
     if (cap := settings.compute_cap) is not None and (units := cfg.compute_units(n_identities)) > cap:
         raise LaunchError(f"this job needs {units:,} sampler passes ((stage1.steps + stage2.steps) x "
                           f"sampler.num_steps x candidates x {n_identities} classes, plus the initial trials); "
@@ -119,11 +138,11 @@ def submit_capped(store: JobStore, settings: DashboardSettings, kind: str, name:
 def prepare_attack(store: JobStore, settings: DashboardSettings, form: AttackForm, preset_path: Path,
                    values: list[Any], targets_text: str, run_name: str | None, upload: str | None,
                    session: str | None, n_classes: int | None,
-                   shipped_target: str | None = None) -> tuple[AttackConfig, list[int]]:
+                   shipped_target: str | None = None, ours: bool = True) -> tuple[AttackConfig, list[int]]:
     """The validated AttackConfig and targets of the form, within the server's limits; raises LaunchError.
 
     T is the uploaded checkpoint if any, else ``shipped_target`` (one of ``dashboard.targets.shipped_targets``),
-    else the preset's."""
+    else the preset's. ``ours``: the job runs our attack (a peer job checks its own limits instead)."""
     try:
         preset = load_preset(preset_path)
     except ValidationError as err:
@@ -143,7 +162,9 @@ def prepare_attack(store: JobStore, settings: DashboardSettings, form: AttackFor
         except ValueError as err:
             raise LaunchError(str(err)) from err
     cfg = validated(data)
-    check_limits(cfg, settings, len(targets))
+    check_hosted_prior(cfg, preset, settings)
+    if ours:
+        check_limits(cfg, settings, len(targets))
     if problems := missing_models(cfg):
         raise LaunchError("; ".join(problems))
     check_queue(store, settings, session)
@@ -167,7 +188,10 @@ def check_peer_limits(peer, settings: DashboardSettings, n_identities: int = 1) 
     cands = getattr(peer, "candidates", None) or getattr(peer, "images_per_class", None)
     if settings.max_candidates is not None and cands is not None and cands > settings.max_candidates:
         raise LaunchError(f"{peer.kind} candidates are limited to {settings.max_candidates} on this server")
-    units = (steps or 1) * (cands or 1) * n_identities
+    if (space := getattr(peer, "search_space", None)) is not None:
+        check_search_space(space, settings)
+    final = getattr(getattr(peer, "final", None), "iterations", 0)  # PPA's final selection: transforms per image
+    units = (max(steps or 0, 1) + final) * (cands or 1) * n_identities
     if (cap := settings.compute_cap) is not None and units > cap:
         raise LaunchError(f"this {peer.kind} job needs {units:,} passes (steps x candidates x {n_identities} "
                           f"classes); this server allows {cap:,} per job")
@@ -185,8 +209,9 @@ def submit_peer(store: JobStore, settings: DashboardSettings, form: AttackForm, 
     except ValidationError as err:
         raise LaunchError(f"invalid {peer_data.get('kind')} settings: {explain(err)}") from err
     name = (run_name or "").strip() or peer.display_name()
+    ours = peer.kind in ("stage1_only", "plg_max_margin")  # our attack with another preset: our caps apply too
     cfg, targets = prepare_attack(store, settings, form, preset_path, values, targets_text, name, upload,
-                                  session, n_classes, shipped_target)
+                                  session, n_classes, shipped_target, ours=ours)
     check_peer_limits(peer, settings, len(targets))
     config = {"attack": cfg.model_dump(mode="json"), "peer": peer.model_dump(mode="json")}
     return submit_capped(store, settings, "peer", name, config, targets, session)

@@ -17,6 +17,10 @@ import time
 from mia_app.service.store import JobStore
 
 log = logging.getLogger("mia_app.dashboard")
+#: a worker of ours that exits with an error this soon after its start is taken to crash at start-up (a broken
+#: install, an unwritable store); the next one is started only after BACKOFF_S, not at every poll
+CRASHED_AT_START_S = 30.0
+BACKOFF_S = 60.0
 
 
 class WorkerSupervisor:
@@ -24,26 +28,40 @@ class WorkerSupervisor:
         self.store = store
         self.enabled = enabled
         self.proc: subprocess.Popen | None = None
+        self.started_at = 0.0
+        self.exited_at: float | None = None
         self._lock = threading.Lock()
         atexit.register(self.shutdown)
 
     def ours_alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        alive = self.proc is not None and self.proc.poll() is None
+        if self.proc is not None and not alive and self.exited_at is None:
+            self.exited_at = time.time()  # when we first saw it gone (poll() also reaps it)
+        return alive
 
     def ensure(self) -> None:
         """Start a worker unless one is alive (ours, still importing torch, counts as alive)."""
         if not self.enabled:
             return
         with self._lock:
-            if self.ours_alive() or self.store.live_workers():
+            if self.ours_alive() or self.store.live_workers() or self.backing_off():
                 return
             self.store.runs_root.mkdir(parents=True, exist_ok=True)
             logfile = open(self.store.runs_root / "worker.log", "a")
             cmd = [sys.executable, "-m", "mia_app", "worker", "--db", str(self.store.db), "--runs",
                    str(self.store.runs_root), "--parent-pid", str(os.getpid())]
             self.proc = subprocess.Popen(cmd, stdout=logfile, stderr=subprocess.STDOUT)
+            self.started_at, self.exited_at = time.time(), None
             logfile.close()  # the child holds its own descriptor
             log.info("started worker pid %d (log: %s)", self.proc.pid, logfile.name)
+
+    def backing_off(self) -> bool:
+        """Our last worker crashed at start-up and BACKOFF_S has not passed since it started. A worker killed by a
+        signal (negative code: kill -9, the OOM killer) is no start-up crash: its replacement starts at once."""
+        if self.ours_alive() or self.proc is None or self.proc.returncode <= 0:
+            return False
+        crashed_at_start = self.exited_at is not None and self.exited_at - self.started_at < CRASHED_AT_START_S
+        return crashed_at_start and time.time() - self.started_at < BACKOFF_S
 
     def status(self) -> str:
         live = self.store.live_workers()
@@ -54,8 +72,10 @@ class WorkerSupervisor:
         if self.ours_alive():
             return f"worker: starting (pid {self.proc.pid})"
         if self.proc is not None:
+            again = (f"the next starts in {BACKOFF_S - (time.time() - self.started_at):.0f} s (it crashed at start)"
+                     if self.backing_off() else "a new one starts for the next job")
             return (f"worker: exited with code {self.proc.returncode}; see {self.store.runs_root / 'worker.log'}; "
-                    "a new one starts with the next job")
+                    + again)
         if not self.enabled:
             return "worker: none alive; start one with `python -m mia_app worker --db " f"{self.store.db}`"
         return "worker: none"

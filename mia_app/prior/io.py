@@ -28,6 +28,11 @@ def read_json_header(path: Path) -> dict:
     return data
 
 
+def _check_int(where: Path, key: str, value: object, lo: int, hi: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        raise ValueError(f"{where}: header {key} must be an integer in [{lo}, {hi}], got {value!r}")
+
+
 def check_prior_header(folder: Path) -> str:
     """The kind of the prior folder, after its header's sizes are checked against the bounds of the training
     configs (before anything is allocated: a forged ``width: 100000`` would ask for hundreds of GB).
@@ -56,12 +61,20 @@ def check_prior_header(folder: Path) -> str:
             raise ValueError(f"{meta_file}: 'denoiser' must be an object of sizes")
         checks += [(LatentPriorTrainConfig, k, denoiser.get(k)) for k in ("width", "depth", "emb_dim")]
         for key in ("latent_dim", "code_dim"):
-            value = denoiser.get(key)
-            if not isinstance(value, int) or not 1 <= value <= 4096:
-                raise ValueError(f"{meta_file}: denoiser {key} must be an integer in [1, 4096], got {value!r}")
-    elif unet_config is not None and meta_file.is_file():  # our pixel prior: the sizes its training allows
+            _check_int(meta_file, f"denoiser {key}", denoiser.get(key), 1, 4096)
+    elif unet_config is not None:
         unet = read_json_header(unet_config)
-        checks.append((PriorTrainConfig, "channels", unet.get("block_out_channels")))
+        if meta_file.is_file():  # our pixel prior: the sizes its training allows
+            checks.append((PriorTrainConfig, "channels", unet.get("block_out_channels")))
+            _check_int(meta_file, "code_dim", meta.get("code_dim", 128), 1, 4096)
+        # any UNet folder, ours or a plain diffusers one: sizes no 64-px face model needs are refused
+        channels = unet.get("block_out_channels")
+        if not isinstance(channels, list) or not 1 <= len(channels) <= 8:
+            raise ValueError(f"{unet_config}: block_out_channels must be a list of 1-8 sizes, got {channels!r}")
+        for c in channels:
+            _check_int(unet_config, "block_out_channels", c, 1, 4096)
+        _check_int(unet_config, "layers_per_block", unet.get("layers_per_block", 2), 1, 8)
+        _check_int(unet_config, "sample_size", unet.get("sample_size", 32), 8, 1024)
     for model, field, value in checks:
         try:  # validate_assignment checks one field against the training config's own bounds
             setattr(model.model_construct(), field, value)

@@ -232,22 +232,25 @@ class JobStore:
         c.execute("BEGIN IMMEDIATE")
         try:
             self._check_active(job.session, max_active)
-            changed = c.execute(
-                "UPDATE jobs SET status = 'queued', started = NULL, finished = NULL, error = NULL, worker_id = NULL, "
-                "cancel_requested = 0, done_steps = 0, total_steps = 0 WHERE id = ? AND status = ?",
-                (job_id, job.status)).rowcount
-            if not changed:
+            if c.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()[0] != job.status:
                 raise ValueError(f"job {job_id} changed status meanwhile; look again")
+            # The partial folder goes before the job is queued again: no worker can claim it while it is removed.
+            if job.kind != "cli" and (folder := self.owned_folder(job)) is not None:
+                try:
+                    shutil.rmtree(folder)
+                except OSError as err:
+                    raise ValueError(f"job {job_id}: its partial run folder could not be removed ({err})") from err
+            c.execute("UPDATE jobs SET status = 'queued', started = NULL, finished = NULL, error = NULL, "
+                      "worker_id = NULL, cancel_requested = 0, done_steps = 0, total_steps = 0 WHERE id = ?",
+                      (job_id,))
             c.execute("DELETE FROM events WHERE job_id = ?", (job_id,))
             c.execute("COMMIT")
         except BaseException:
             c.execute("ROLLBACK")
             raise
-        if job.kind != "cli" and (folder := self._owned_folder(job)) is not None:
-            shutil.rmtree(folder)
         return self.get(job_id)
 
-    def _owned_folder(self, job: Job) -> Path | None:
+    def owned_folder(self, job: Job) -> Path | None:
         """The run folder this job created (its deterministic name, under runs_root), if it exists: an evaluation
         job points at another job's run, an ablation at results/, and neither is the job's to remove."""
         if not job.run_dir:
@@ -262,7 +265,7 @@ class JobStore:
         if job.status in ACTIVE:
             raise ValueError(f"job {job_id} is {job.status}; cancel it before deleting")
         self.conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
-        if remove_files and (folder := self._owned_folder(job)) is not None:
+        if remove_files and (folder := self.owned_folder(job)) is not None:
             shutil.rmtree(folder)
 
     # ---- jobs: worker side ------------------------------------------------------------------------------
@@ -284,11 +287,16 @@ class JobStore:
     def set_total_steps(self, job_id: int, total: int) -> None:
         self.conn.execute("UPDATE jobs SET total_steps = ? WHERE id = ?", (total, job_id))
 
-    def finish(self, job_id: int, status: str, error: str | None = None) -> None:
+    def finish(self, job_id: int, status: str, error: str | None = None, worker_id: str | None = None) -> None:
+        """Move a running job to a final status. ``worker_id``: only if that worker still holds it (a worker
+        wrongly taken for dead must not finish the job a retry gave to another)."""
         if status not in STATUSES or status in ACTIVE:
             raise ValueError(f"not a final status: {status!r}")
-        self.conn.execute("UPDATE jobs SET status = ?, error = ?, finished = ? WHERE id = ? AND status = 'running'",
-                          (status, error, time.time(), job_id))
+        sql = "UPDATE jobs SET status = ?, error = ?, finished = ? WHERE id = ? AND status = 'running'"
+        args: tuple = (status, error, time.time(), job_id)
+        if worker_id is not None:
+            sql, args = sql + " AND worker_id = ?", (*args, worker_id)
+        self.conn.execute(sql, args)
 
     def cancel_requested(self, job_id: int) -> bool:
         row = self.conn.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -340,8 +348,11 @@ class JobStore:
 
     def recover_orphans(self) -> list[int]:
         """Mark ``running`` jobs whose worker is dead as ``interrupted``; returns their ids."""
+        # Running jobs first, workers second: a worker that registers and claims between the two reads is then
+        # seen alive, rather than its fresh job taken for an orphan.
+        running = self.jobs(statuses=("running",), limit=10_000)
         live = {w.id for w in self.live_workers()}
-        orphans = [j for j in self.jobs(statuses=("running",), limit=10_000) if j.worker_id not in live]
+        orphans = [j for j in running if j.worker_id not in live]
         for job in orphans:
             self.conn.execute(
                 "UPDATE jobs SET status = 'interrupted', finished = ?, error = ? WHERE id = ? AND status = 'running'",

@@ -86,9 +86,9 @@ class JobWorker:
             status, error = "failed", f"{type(err).__name__}: {err}"
             self._save_traceback(job)
         except BaseException:  # KeyboardInterrupt and the like: leave a truthful status, then go down
-            self.store.finish(job.id, "interrupted", "worker interrupted")
+            self.store.finish(job.id, "interrupted", "worker interrupted", worker_id=self.id)
             raise
-        self.store.finish(job.id, status, error)
+        self.store.finish(job.id, status, error, worker_id=self.id)
         log.info("job %d %s%s", job.id, status, f": {error}" if error else "")
         try:
             return self.store.get(job.id)
