@@ -375,13 +375,18 @@ def test_shipped_scoreboard_config_has_every_method_on_all_identities():
     assert cfg.target_list() == list(range(100)) and len(cfg.seeds) >= 2 and cfg.floor == "floor"
     kinds = {p.kind for p in cfg.peers}
     assert kinds == {"selection_only", "ppa", "miface", "stage1_only", "plg_max_margin"}
-    assert set(cfg.variants) == {"baseline", "A+B3+C+D", "baseline_pixel", "A+B3+C+D_pixel", "baseline_sface_pixel"}
+    assert set(cfg.variants) == {"baseline", "A+B3+C+D", "baseline_pixel", "A+B3+C+D_pixel", "baseline_sface_pixel",
+                                 "baseline_pixel40k"}
     assert cfg.attack.endswith("cpu-quick.yaml")
     pixel = "configs/attack/cpu-quick-pixel.yaml"
     # the student against SFace, paired, on the pixel prior
     assert cfg.variants["baseline_sface_pixel"] == {"preset": pixel, "id_encoder": "sface"}
     by = {c.variant: c.config for c in cells if c.seed == 0}
     assert by["baseline"].prior == "assets/latent_prior" and by["baseline_pixel"].prior == "assets/prior"
+    # the retrained pixel prior: the same preset, only the prior differs
+    assert by["baseline_pixel40k"].prior == "assets/prior-40k"
+    assert by["baseline_pixel40k"].model_dump(exclude={"prior", "name"}) == by["baseline_pixel"].model_dump(
+        exclude={"prior", "name"})
     seeds = {}
     for c in cells:
         seeds.setdefault(c.variant, []).append(c.seed)
@@ -426,3 +431,19 @@ def test_every_row_runs_on_every_target_and_defenses_md_pairs_them(tmp_path):
         from mia_app.ablation.targets import per_target
 
         per_target(_ablation(tmp_path, target_models=[str(plain), str(tmp_path / "x" / "plain.safetensors")]))
+
+
+def test_shipped_defenses_config_attacks_every_shipped_target_with_the_scoreboards_rows():
+    from mia_app.ablation.targets import per_target
+    from mia_app.assets import REPO_ROOT, load_manifest
+
+    cfg = AblationConfig.from_yaml(REPO_ROOT / "configs" / "ablation" / "defenses.yaml")
+    board = AblationConfig.from_yaml(REPO_ROOT / "configs" / "ablation" / "scoreboard.yaml")
+    shipped = {e["path"] for e in load_manifest()["files"] if e.get("role") == "target"}
+    assert cfg.target_models[0] == "assets/target.safetensors" and set(cfg.target_models) == shipped
+    assert cfg.target_list() == list(range(100)) and cfg.seeds == board.seeds and cfg.floor == "floor"
+    # the same rows as the scoreboard's, so the undefended block can reuse its cells
+    assert [p for p in cfg.peers] == [p for p in board.peers if p.display_name() in ("floor", "ppa")]
+    assert all(cfg.variants[n] == board.variants[n] for n in cfg.variants)
+    for sub, t in zip(per_target(cfg), cfg.target_models, strict=True):
+        assert {c.config.target for c in plan_cells(sub)} == {t}
