@@ -63,22 +63,22 @@ def run_over_targets(acfg: AblationConfig, progress: bool = True, run: bool = Tr
     if not current_shard().is_main:  # under torchrun rank 0 writes the side-by-side report
         return {"name": acfg.name, "shard": [current_shard().rank, current_shard().world]}
     out = acfg.out_dir()
+    infos = {t: target_info(t) for t in summaries}  # read once: the summary and the table both show them
     combined = {"name": acfg.name, "target_models": acfg.target_models,
-                "targets": {t: {"info": target_info(t), "folder": str(out / target_slug(t)),
+                "targets": {t: {"info": infos[t], "folder": str(out / target_slug(t)),
                                 "complete": s.get("complete", False)} for t, s in summaries.items()}}
     (out / "summary.json").write_text(json.dumps(combined, indent=2))
     combined["this_call"] = {key: [f"{target_slug(t)}/{cell}" for t, sm in summaries.items()
                                    for cell in sm.get("this_call", {}).get(key, [])]
                              for key in ("ran", "evaluated", "skipped")}
-    (out / "defenses.md").write_text(render_defenses(acfg, summaries))
+    (out / "defenses.md").write_text(render_defenses(acfg, summaries, infos))
     return combined | {"per_target": summaries}
 
 
-def render_defenses(acfg: AblationConfig, summaries: dict[str, dict]) -> str:
+def render_defenses(acfg: AblationConfig, summaries: dict[str, dict], infos: dict[str, dict]) -> str:
     """Rows x targets for the three judges, each with its CI and the change from the first T; then each T's full
     scoreboard block."""
     first = acfg.target_models[0]
-    infos = {t: target_info(t) for t in summaries}
     lines = [f"# `{acfg.name}`: every attack on every target", "",
              "Each cell: mean [95% CI] over (seed, identity); below it, Δ = this target − the first "
              f"(`{target_slug(first)}`) for the same row, a paired bootstrap over the same (seed, identity) pairs "
