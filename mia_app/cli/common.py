@@ -7,29 +7,33 @@ import json
 
 import torch
 
-from mia_app.config import FolderConfig, SynthIDConfig, load_yaml
+from mia_app.config import FolderConfig, OrlConfig, SynthIDConfig, parse_data_config
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
-    g.add_argument("--data-config", help="YAML with a SynthID or folder data config (default: embedded SynthID)")
+    g.add_argument("--data-config", help="YAML with a data config, kind synthid | orl | folder (default: SynthID)")
     g.add_argument("--n-private", type=int, help="SynthID: number of private identities")
     g.add_argument("--sigma", type=float, help="SynthID: intra-identity latent noise")
     g.add_argument("--resolution", type=int, choices=[32, 64])
     g.add_argument("--seed", type=int)
 
 
-def data_config(args: argparse.Namespace) -> SynthIDConfig | FolderConfig:
+def data_config(args: argparse.Namespace):
+    """The data config of ``--data-config`` (any kind) or the embedded SynthID, with the command-line overrides."""
     overrides = {"n_private": args.n_private, "sigma": args.sigma, "resolution": args.resolution, "seed": args.seed}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
     if args.data_config:
         from mia_app.user_input import read_yaml
 
         raw = read_yaml(args.data_config)
-        model = FolderConfig if raw.get("kind") == "folder" else SynthIDConfig
-        if model is FolderConfig:
-            overrides = {k: v for k, v in overrides.items() if k in ("resolution", "seed")}
-        return load_yaml(args.data_config, model, **overrides)
-    return SynthIDConfig(**{k: v for k, v in overrides.items() if v is not None})
+        kind = raw.get("kind", "synthid")
+        model = {"synthid": SynthIDConfig, "folder": FolderConfig, "orl": OrlConfig}.get(kind)
+        foreign = sorted(k for k in overrides if model is not None and k not in model.model_fields)
+        if foreign:  # e.g. --sigma on ORL: refuse rather than ignore an option the user typed
+            raise ValueError(f"--{foreign[0].replace('_', '-')} does not apply to data kind {kind!r}")
+        return parse_data_config({**raw, **overrides})
+    return SynthIDConfig(**overrides)
 
 
 def print_json(obj: dict) -> None:

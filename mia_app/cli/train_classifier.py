@@ -8,12 +8,19 @@ from pathlib import Path
 
 from mia_app.cli.common import add_data_args, data_config, print_json, set_threads
 
+# What the weights inherit from the data they were trained on.
+TRAINING_DATA_TERMS = {
+    "synthid": "trained here on SynthID (DCGAN/DigiFace-1M research terms)",
+    "orl": "trained here on AT&T/ORL faces (AT&T Laboratories Cambridge: research use with credit)",
+    "folder": "trained here on a user's face folder (the folder's own terms)",
+}
+
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p = sub.add_parser(name, help="train the target or evaluation classifier; prints private-test accuracy")
     p.add_argument("--role", choices=["target", "eval"], required=True)
     p.add_argument("--config", help="YAML ClassifierTrainConfig (e.g. configs/classifier/target.yaml)")
-    p.add_argument("--arch", choices=["vgg", "resnet"])
+    p.add_argument("--arch", choices=["vgg", "resnet", "softmax", "mlp"])
     p.add_argument("--width", type=int)
     p.add_argument("--epochs", type=int)
     p.add_argument("--defense", choices=["none", "negls", "bido", "mid"],
@@ -57,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
             benchmark=report["benchmark"],
             benchmark_sha256=report["benchmark_sha256"],
             provenance={"command": cmd + " --ship", "config": report["config"]},
-            licence="trained here on SynthID (DCGAN/DigiFace-1M research terms)",
+            licence=TRAINING_DATA_TERMS[cfg.data.kind],
         )
     Path(out).with_suffix(".json").write_text(json.dumps(report, indent=2))
     print_json({k: v for k, v in report.items() if k != "config"})

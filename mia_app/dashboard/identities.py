@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from mia_app.config import FolderConfig, SynthIDConfig
+from mia_app.config import parse_data_config
 
 THUMB_SCALE = 2  # 32 px faces are tiny on screen; nearest-neighbour keeps them honest
 
@@ -34,9 +34,7 @@ def _to_hwc(images) -> list[np.ndarray]:
 def _load(data_json: str, with_images: bool) -> Identities:
     from mia_app.data import load_benchmark
 
-    raw = json.loads(data_json)
-    cfg = FolderConfig(**raw) if raw.get("kind") == "folder" else SynthIDConfig(**raw)
-    bench = load_benchmark(cfg)
+    bench = load_benchmark(parse_data_config(json.loads(data_json)))
     if not with_images:
         return Identities(bench.n_classes)
     refs = {}
@@ -46,7 +44,7 @@ def _load(data_json: str, with_images: bool) -> Identities:
     return Identities(bench.n_classes, [refs[y][0] for y in range(bench.n_classes)], refs)
 
 
-def identities(data: SynthIDConfig | FolderConfig, demo: bool) -> Identities:
+def identities(data, demo: bool) -> Identities:
     """Cached per data config; a failure is not cached, so it is retried once the data exists."""
     try:
         return _load(json.dumps(data.model_dump(mode="json"), sort_keys=True), demo)

@@ -1,10 +1,10 @@
 """Face benchmarks behind one interface: ``load_benchmark(config) -> Benchmark``."""
 
-from mia_app.config import FolderConfig, SynthIDConfig
+from mia_app.config import FolderConfig, OrlConfig, SynthIDConfig
 from mia_app.data.benchmark import Benchmark, Split, to_signed, to_uint8
 
 
-def load_benchmark(cfg: SynthIDConfig | FolderConfig) -> Benchmark:
+def load_benchmark(cfg: SynthIDConfig | FolderConfig | OrlConfig) -> Benchmark:
     if isinstance(cfg, SynthIDConfig):
         from mia_app.data.synthid import load_synthid
 
@@ -13,6 +13,10 @@ def load_benchmark(cfg: SynthIDConfig | FolderConfig) -> Benchmark:
         from mia_app.data.folder import load_folder
 
         return load_folder(cfg)
+    if isinstance(cfg, OrlConfig):
+        from mia_app.data.orl import load_orl
+
+        return load_orl(cfg)
     raise ValueError(f"unknown data config {type(cfg).__name__}")
 
 

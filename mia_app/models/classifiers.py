@@ -98,17 +98,67 @@ class ResNetFace(nn.Module):
         return self.head(F.adaptive_avg_pool2d(x, 1).flatten(1)), hidden
 
 
-ARCHS = {"vgg": VGGFace, "resnet": ResNetFace}
+class _GrayPixels(nn.Module):
+    """The gray level of each pixel, flattened: N×3×R×R -> N×R² (the input of Fredrikson et al.'s models)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(1).flatten(1)
 
 
-def build_classifier(arch: str, n_classes: int, width: int = 32, bottleneck: int | None = None) -> nn.Module:
+class SoftmaxRegressionFace(nn.Module):
+    """Softmax regression on gray pixels, one of the two model families MIFace was designed for (Fredrikson,
+    Jha, Ristenpart 2015). ``width`` is unused (kept so every arch builds from the same config)."""
+
+    def __init__(self, n_classes: int, width: int = 32, resolution: int = 64):
+        super().__init__()
+        self.pixels = _GrayPixels()
+        self.head = nn.Linear(resolution * resolution, n_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pixels(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+class MLPFace(nn.Module):
+    """Fredrikson et al.'s multilayer perceptron: gray pixels, one hidden layer of sigmoid units, softmax.
+    They used 3,000 units on 112×92 px; here ``16 × width`` units (512 at width 32) on R×R px keep the shipped
+    checkpoint at a few MB."""
+
+    def __init__(self, n_classes: int, width: int = 32, resolution: int = 64):
+        super().__init__()
+        self.pixels = _GrayPixels()
+        self.hidden = nn.Sequential(nn.Linear(resolution * resolution, 16 * width), nn.Sigmoid())
+        self.head = nn.Linear(16 * width, n_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.hidden(self.pixels(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+ARCHS = {"vgg": VGGFace, "resnet": ResNetFace, "softmax": SoftmaxRegressionFace, "mlp": MLPFace}
+PIXEL_ARCHS = ("softmax", "mlp")  # fixed input size: they are built for one resolution
+
+
+def build_classifier(
+    arch: str, n_classes: int, width: int = 32, bottleneck: int | None = None, resolution: int | None = None
+) -> nn.Module:
     """``bottleneck``: a variational information bottleneck of that dimension before the head (the MID
-    defense, ``mia_app.defenses.mid``); the model is the same function of x at evaluation, z = mu."""
+    defense, ``mia_app.defenses.mid``); the model is the same function of x at evaluation, z = mu.
+    ``resolution``: required by the pixel models (softmax, mlp), ignored by the convolutional ones."""
     if arch not in ARCHS:
         raise ValueError(f"unknown arch {arch!r}; choose from {sorted(ARCHS)}")
     if n_classes < 2:
         raise ValueError("n_classes must be >= 2")
-    model = ARCHS[arch](n_classes, width)
+    if arch in PIXEL_ARCHS:
+        if resolution not in (32, 64):
+            raise ValueError(f"arch {arch!r} needs the resolution (32 or 64), got {resolution}")
+        model = ARCHS[arch](n_classes, width, resolution)
+    else:
+        model = ARCHS[arch](n_classes, width)
     if bottleneck is not None:
         from mia_app.defenses.mid import VariationalBottleneckHead
 
@@ -159,7 +209,8 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> tup
         state = load_file(str(path))
     except Exception as err:  # safetensors raises several types for truncated or garbage files
         raise ValueError(f"cannot read classifier checkpoint {path}: {err}") from err
-    model = build_classifier(meta["arch"], meta["n_classes"], meta["width"], meta.get("bottleneck"))
+    model = build_classifier(meta["arch"], meta["n_classes"], meta["width"], meta.get("bottleneck"),
+                             meta.get("resolution"))
     expected = model.state_dict()
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     misshaped = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)

@@ -52,7 +52,20 @@ class DCGANLatents(LatentGenerator):
         return F.adaptive_avg_pool2d(x, self.resolution) if x.shape[-1] != self.resolution else x
 
 
-_REGISTRY: dict[str, Callable[[int], LatentGenerator]] = {"dcgan": DCGANLatents}
+class GrayDCGANLatents(DCGANLatents):
+    """The same DCGAN, its faces turned gray (ITU-R 601 luma, replicated to 3 channels): the public generator for
+    gray benchmarks (ORL), a cross-domain prior as FFHQ's StyleGAN is for FaceScrub in PPA."""
+
+    description = "DCGAN (gan-face-generate, DigiFace-1M) in gray, z ~ N(0, I_100), area-downsampled"
+    LUMA = (0.299, 0.587, 0.114)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = super().forward(z)
+        luma = torch.tensor(self.LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        return (x * luma).sum(1, keepdim=True).expand(-1, 3, -1, -1)
+
+
+_REGISTRY: dict[str, Callable[[int], LatentGenerator]] = {"dcgan": DCGANLatents, "dcgan_gray": GrayDCGANLatents}
 
 
 def register_generator(name: str, factory: Callable[[int], LatentGenerator]) -> None:

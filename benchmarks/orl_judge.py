@@ -1,0 +1,60 @@
+"""The dlib judge on ORL: how well it tells the 20 private people apart, i.e. the ceiling of judge_top1 on ORL.
+
+    python benchmarks/orl_judge.py
+
+For each chip alignment (``template``: our fixed 5-point template, the evaluation's default; ``landmarks``;
+``resize``) and resolution (64, 32): the private-test images identified by their nearest private-train image
+(1-NN, 20 classes, chance 5 %), the same-vs-different verification AUC over all test-train pairs, the mean
+distances, and the rate under dlib's 0.6 threshold. Writes ``results/benchmarks/orl_judge.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from mia_app.config import OrlConfig
+from mia_app.data import load_benchmark, to_signed
+from mia_app.evaluation.verification import rank_auc
+from mia_app.models.dlib_judge import MATCH_THRESHOLD, distance, load_dlib_judge
+
+
+def judge_ceiling(resolution: int, alignment: str) -> dict:
+    bench = load_benchmark(OrlConfig(resolution=resolution))
+    judge = load_dlib_judge(alignment)
+    train, test = bench.private_train, bench.private_test
+    d = distance(judge(to_signed(test.images))[:, None], judge(to_signed(train.images))[None])  # test x train
+    same = test.labels[:, None] == train.labels[None, :]
+    nearest = train.labels[d.argmin(1)]
+    return {
+        "resolution": resolution,
+        "alignment": alignment,
+        "top1_1nn": round((nearest == test.labels).float().mean().item(), 4),
+        "chance": round(1 / bench.n_classes, 4),
+        "auc": round(rank_auc(-d.flatten(), same.flatten()), 4),
+        "dist_same": round(d[same].mean().item(), 4),
+        "dist_diff": round(d[~same].mean().item(), 4),
+        "under_0.6_same": round((d[same] < MATCH_THRESHOLD).float().mean().item(), 4),
+        "under_0.6_diff": round((d[~same] < MATCH_THRESHOLD).float().mean().item(), 4),
+        "n_test": len(test),
+        "n_gallery": len(train),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=Path("results/benchmarks/orl_judge.json"))
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    rows = [judge_ceiling(r, a) for r in (64, 32) for a in ("template", "landmarks", "resize")]
+    for row in rows:
+        print(json.dumps(row))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"benchmark": "orl (configs/data/orl.yaml)", "rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
