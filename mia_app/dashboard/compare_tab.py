@@ -13,6 +13,7 @@ from mia_app.dashboard.plots import compare_figure
 from mia_app.dashboard.presets import resolve_local
 from mia_app.dashboard.runs import RunFolder, list_runs
 from mia_app.dashboard.submission import LaunchError, check_queue, submit_capped
+from mia_app.dashboard.targets import shipped_eval
 
 MAX_RUNS = 4
 
@@ -30,10 +31,24 @@ def metrics_table(runs: list[RunFolder]) -> tuple[list[str], list[list]]:
     per_run = []
     for r in runs:
         source, values = r.metrics()
-        per_run.append({"source": source, "method": r.method(), "target T": r.target(), **values})
+        per_run.append({"source": source, "benchmark": r.benchmark(), "method": r.method(), "target T": r.target(),
+                        **values})
     keys = list(dict.fromkeys(k for m in per_run for k in m))
     fmt = lambda v: round(v, 4) if isinstance(v, float) else v  # noqa: E731
     return ["metric", *[r.name for r in runs]], [[k, *[fmt(m.get(k, "")) for m in per_run]] for k in keys]
+
+
+def eval_model_for(ctx: DashboardContext, run: RunFolder) -> str:
+    """E for a run: the server's (``eval_model`` setting) on SynthID, the shipped E of the run's benchmark
+    otherwise; a LaunchError when that benchmark has none."""
+    benchmark = run.benchmark()
+    if benchmark == "synthid":
+        return ctx.settings.eval_model
+    path = shipped_eval(benchmark)
+    if path is None:
+        raise LaunchError(f"no evaluation model E is shipped for {benchmark} (run {run.name}); train one with "
+                          "`python -m mia_app train-classifier --role eval --config ... --ship`")
+    return path
 
 
 def queue_evaluations(ctx: DashboardContext, names: list[str] | None, request: gr.Request | None) -> str:
@@ -46,7 +61,7 @@ def queue_evaluations(ctx: DashboardContext, names: list[str] | None, request: g
     check_queue(ctx.store, ctx.settings, session, len(runs))
     queued = []
     for run in runs:
-        argv = ["evaluate", "--run", str(run.path), "--eval-model", ctx.settings.eval_model]
+        argv = ["evaluate", "--run", str(run.path), "--eval-model", eval_model_for(ctx, run)]
         config = {"argv": argv, "log": str(run.path / "evaluate.log")}
         queued.append(submit_capped(ctx.store, ctx.settings, "cli", f"evaluate-{run.name}", config, [], session,
                                     run_dir=run.path).id)
@@ -54,7 +69,8 @@ def queue_evaluations(ctx: DashboardContext, names: list[str] | None, request: g
     return f"queued evaluation jobs {queued}; press Compare again when they are done (Jobs tab)"
 
 
-def build_compare_tab(ctx: DashboardContext) -> None:
+def build_compare_tab(ctx: DashboardContext, benchmark: gr.components.Component | None = None) -> None:
+    """``benchmark``: the Attack tab's benchmark selector; the run list then offers that benchmark's runs."""
     gr.Markdown("Pick 2–4 finished runs. Metrics come from `metrics.json` once a run is evaluated with E, "
                 "otherwise from `summary.json` (T's confidence only).")
     with gr.Row():
@@ -80,8 +96,8 @@ def build_compare_tab(ctx: DashboardContext) -> None:
             columns.append(col)
     curves = gr.Plot(show_label=False, elem_id="compare-curves")
 
-    def refresh(current: list | None, request: gr.Request):
-        names = [r.name for r in runs_for(ctx, request)]
+    def refresh(current: list | None, kind: str | None, request: gr.Request):
+        names = [r.name for r in runs_for(ctx, request) if kind is None or r.benchmark() == kind]
         return gr.update(choices=names, value=[c for c in (current or []) if c in names])
 
     def compare(names: list | None, request: gr.Request):
@@ -91,6 +107,10 @@ def build_compare_tab(ctx: DashboardContext) -> None:
         if not 2 <= len(runs) <= MAX_RUNS:
             gr.Warning("choose 2 to 4 finished runs")
             return "⚠️ choose 2 to 4 finished runs", *[gr.skip()] * (2 + 3 * MAX_RUNS)
+        if len({r.benchmark() for r in runs}) > 1:  # another benchmark's E, classes and references
+            message = "⚠️ these runs attacked different benchmarks: compare runs of one benchmark"
+            gr.Warning(message)
+            return message, *[gr.skip()] * (2 + 3 * MAX_RUNS)
         headers, rows = metrics_table(runs)
         updates = []
         for i in range(MAX_RUNS):
@@ -111,7 +131,10 @@ def build_compare_tab(ctx: DashboardContext) -> None:
             return f"⚠️ {err}"
 
     outputs = [message, table, curves, *[x for triple in zip(columns, titles, galleries, strict=True) for x in triple]]
-    refresh_btn.click(refresh, [chosen], [chosen])
-    chosen.focus(refresh, [chosen], [chosen])
+    kind = benchmark if benchmark is not None else gr.State(None)
+    refresh_btn.click(refresh, [chosen, kind], [chosen])
+    chosen.focus(refresh, [chosen, kind], [chosen])
+    if benchmark is not None:
+        benchmark.change(refresh, [chosen, kind], [chosen])
     compare_btn.click(compare, [chosen], outputs)
     evaluate_btn.click(evaluate, [chosen], [message])

@@ -38,7 +38,7 @@ def build_demo(ctx: DashboardContext) -> gr.Blocks:
                 attack = AttackTab(ctx)
                 attack.build()
             with gr.Tab("Compare", id="compare"):
-                build_compare_tab(ctx)
+                build_compare_tab(ctx, attack.benchmark)
             with gr.Tab("Ablation", id="ablation"):
                 build_ablation_tab(ctx, demo)
             with gr.Tab("Jobs", id="jobs"):

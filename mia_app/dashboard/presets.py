@@ -20,6 +20,26 @@ def list_presets(folder: Path) -> dict[str, Path]:
     return {p.stem: p for p in sorted(Path(folder).glob("*.yaml"))}
 
 
+BENCHMARK_LABELS = {"synthid": "SynthID (synthetic faces)", "orl": "AT&T/ORL (real faces)", "folder": "Face folder"}
+
+
+def preset_benchmark(path: Path) -> str | None:
+    """The data kind a preset attacks (``synthid`` when it names none); None when the file is not readable YAML."""
+    try:
+        data = read_yaml(path).get("data") or {}
+    except ValueError:
+        return None
+    return str(data.get("kind", "synthid")) if isinstance(data, dict) else None
+
+
+def presets_of(presets: dict[str, Path], benchmark: str | None) -> dict[str, Path]:
+    """The presets of one benchmark (all of them when ``benchmark`` is None); an unreadable preset stays listed
+    under every benchmark, so that choosing it shows why it is refused."""
+    if benchmark is None:
+        return presets
+    return {n: p for n, p in presets.items() if preset_benchmark(p) in (benchmark, None)}
+
+
 def default_preset(presets: dict[str, Path], preferred: str) -> str | None:
     if preferred in presets:
         return preferred

@@ -58,6 +58,11 @@ class RunFolder:
             defense = "unreadable"
         return f"{Path(path).stem} ({defense})"
 
+    def benchmark(self) -> str:
+        """The data kind the run attacked (``synthid``, ``orl``, ``folder``): runs of two benchmarks do not compare."""
+        data = self.config().get("data") or {}
+        return str(data.get("kind", "synthid"))
+
     def active_schemes(self) -> list[str]:
         schemes = self.config().get("schemes") or {}
         return [k for k in ("B3", "A", "C", "D") if schemes.get(k)]

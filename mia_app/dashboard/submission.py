@@ -158,7 +158,7 @@ def prepare_attack(store: JobStore, settings: DashboardSettings, form: AttackFor
         from mia_app.dashboard.targets import check_shipped_target
 
         try:
-            data["target"] = check_shipped_target(shipped_target)
+            data["target"] = check_shipped_target(shipped_target, preset.data.kind)
         except ValueError as err:
             raise LaunchError(str(err)) from err
     cfg = validated(data)
