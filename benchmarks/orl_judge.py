@@ -1,11 +1,12 @@
-"""The dlib judge on ORL: how well it tells the 20 private people apart, i.e. the ceiling of judge_top1 on ORL.
+"""The dlib judge and the identity encoders on ORL: how well each tells real gray faces apart.
 
     python benchmarks/orl_judge.py
 
 For each chip alignment (``template``: our fixed 5-point template, the evaluation's default; ``landmarks``;
 ``resize``) and resolution (64, 32): the private-test images identified by their nearest private-train image
 (1-NN, 20 classes, chance 5 %), the same-vs-different verification AUC over all test-train pairs, the mean
-distances, and the rate under dlib's 0.6 threshold. Writes ``results/benchmarks/orl_judge.json``.
+distances, and the rate under dlib's 0.6 threshold: the ceiling of judge_top1 on ORL. Then E_id's verification
+AUC (cosine) over all 400 ORL images, for SFace and the 32-px student. Writes ``results/benchmarks/orl_judge.json``.
 """
 
 from __future__ import annotations
@@ -44,16 +45,34 @@ def judge_ceiling(resolution: int, alignment: str) -> dict:
     }
 
 
+def id_encoder_auc(name: str, resolution: int = 64) -> dict:
+    """Same-vs-different verification AUC of E_id's cosine over the 400 ORL images (private and public people)."""
+    import torch.nn.functional as F
+
+    from mia_app.evaluation.verification import verification_auc
+    from mia_app.models.id_encoders import embed_images, load_id_encoder
+
+    bench = load_benchmark(OrlConfig(resolution=resolution))
+    splits = (bench.private_train, bench.private_test, bench.public)
+    images = torch.cat([s.images for s in splits])
+    people = torch.cat([bench.private_train.labels, bench.private_test.labels, bench.public.labels + bench.n_classes])
+    embeddings = F.normalize(embed_images(load_id_encoder(name), images).float(), dim=1)
+    return {"id_encoder": name, "resolution": resolution, "auc": round(verification_auc(embeddings, people), 4),
+            "images": len(images)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("results/benchmarks/orl_judge.json"))
     args = ap.parse_args()
     torch.set_num_threads(1)
     rows = [judge_ceiling(r, a) for r in (64, 32) for a in ("template", "landmarks", "resize")]
-    for row in rows:
+    encoders = [id_encoder_auc(name) for name in ("sface", "sface32")]
+    for row in rows + encoders:
         print(json.dumps(row))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"benchmark": "orl (configs/data/orl.yaml)", "rows": rows}, indent=2) + "\n")
+    report = {"benchmark": "orl (configs/data/orl.yaml)", "rows": rows, "id_encoders": encoders}
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -134,14 +134,24 @@ def _method(cell, acfg: AblationConfig) -> str:
     """One line saying what a row is, for the tables."""
     from mia_app.peers.running import describe
 
+    c = cell.config
     if cell.peer is None:
-        schemes = cell.config.schemes.active()
-        c = cell.config
-        from mia_app.prior.io import prior_kind
-
-        return (f"ours ({'+'.join(schemes) if schemes else 'no schemes'}), {prior_kind(c.prior)} prior, "
+        schemes = c.schemes.active()
+        return (f"ours ({'+'.join(schemes) if schemes else 'no schemes'}), {_prior_name(c.prior)}, "
                 f"{c.stage1.steps} + {c.stage2.steps} steps, E_id {c.id_encoder}, {c.precision}")
+    if cell.peer.kind in ("stage1_only", "plg_max_margin"):  # built from our attack: on our prior
+        return f"{describe(cell.peer)}, {_prior_name(c.prior)}"
     return describe(cell.peer)
+
+
+def _prior_name(prior: str) -> str:
+    """``latent prior assets/orl/latent_prior``: every row of ours says which prior it ran on."""
+    from mia_app.attack.models import local_path
+    from mia_app.prior.io import prior_kind
+
+    if local_path(prior) is None and prior.startswith(("assets/", "runs/", "/", "./")):
+        return f"prior {prior} (not found)"
+    return f"{prior_kind(prior)} prior {prior}"
 
 
 def _seeded(entry: dict, key: str, seeds: list) -> dict[int, dict]:
