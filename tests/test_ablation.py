@@ -421,7 +421,7 @@ def test_every_row_runs_on_every_target_and_defenses_md_pairs_them(tmp_path):
     assert result["targets"][str(defended)]["info"]["defense"] == "mid"
     table = (out / "defenses.md").read_text()
     assert "## E acc@1 %" in table and "## dlib top-1 %" in table and "## KNN dist" in table
-    assert "defended-mid (mid" in table
+    assert "defended-mid (vgg, mid" in table
     assert table.count("<br>Δ ") == 3 * 2  # 3 rows x (E, KNN) on the second T; judge off: dlib n/a
     assert "## T = " in table and "### Scoreboard" in table
     # resumable like any ablation: nothing runs again
@@ -439,7 +439,8 @@ def test_shipped_defenses_config_attacks_every_shipped_target_with_the_scoreboar
 
     cfg = AblationConfig.from_yaml(REPO_ROOT / "configs" / "ablation" / "defenses.yaml")
     board = AblationConfig.from_yaml(REPO_ROOT / "configs" / "ablation" / "scoreboard.yaml")
-    shipped = {e["path"] for e in load_manifest()["files"] if e.get("role") == "target"}
+    shipped = {e["path"] for e in load_manifest()["files"]
+               if e.get("role") == "target" and e["provenance"]["config"]["data"]["kind"] == "synthid"}
     assert cfg.target_models[0] == "assets/target.safetensors" and set(cfg.target_models) == shipped
     assert cfg.target_list() == list(range(100)) and cfg.seeds == board.seeds and cfg.floor == "floor"
     # the same rows as the scoreboard's, so the undefended block can reuse its cells
@@ -447,3 +448,22 @@ def test_shipped_defenses_config_attacks_every_shipped_target_with_the_scoreboar
     assert all(cfg.variants[n] == board.variants[n] for n in cfg.variants)
     for sub, t in zip(per_target(cfg), cfg.target_models, strict=True):
         assert {c.config.target for c in plan_cells(sub)} == {t}
+
+
+def test_orl_scoreboard_attacks_every_orl_target_judged_by_orls_e():
+    """configs/ablation/orl.yaml: all 20 private people, 2 seeds, the ORL targets (VGG first, then Fredrikson et
+    al.'s softmax regression and MLP), E and the attack preset on ORL, PPA and the generator floor on the gray
+    DCGAN."""
+    from mia_app.ablation.targets import per_target
+    from mia_app.assets import REPO_ROOT, load_manifest
+
+    cfg = AblationConfig.from_yaml(REPO_ROOT / "configs" / "ablation" / "orl.yaml")
+    orl = {e["path"]: e for e in load_manifest()["files"] if e["provenance"]["config"]["data"]["kind"] == "orl"
+           and e.get("role") in ("target", "eval")}
+    assert cfg.target_models[0] == "assets/orl/target.safetensors"
+    assert set(cfg.target_models) == {p for p, e in orl.items() if e["role"] == "target"}
+    assert orl[cfg.eval_model]["role"] == "eval" and cfg.target_list() == list(range(20)) and len(cfg.seeds) >= 2
+    searching = [p for p in cfg.peers if p.kind == "ppa" or getattr(p, "source", None) == "generator"]
+    assert len(searching) == 2 and {p.generator for p in searching} == {"dcgan_gray"}
+    for sub in per_target(cfg):
+        assert all(c.config.data.kind == "orl" for c in plan_cells(sub))

@@ -85,7 +85,7 @@ def render_defenses(acfg: AblationConfig, summaries: dict[str, dict], infos: dic
              "(`*`: the CI excludes 0).", ""]
     names = list(dict.fromkeys(n for s in summaries.values() for n in s.get("variants", {})))
     for key, title in KEY_METRICS:
-        head = ["row"] + [f"{target_slug(t)} ({infos[t]['defense']}, acc "
+        head = ["row"] + [f"{target_slug(t)} ({infos[t]['arch']}, {infos[t]['defense']}, acc "
                           f"{_pct(infos[t]['test_acc'])})" for t in summaries]
         lines += [f"## {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for name in names:
@@ -103,7 +103,8 @@ def render_defenses(acfg: AblationConfig, summaries: dict[str, dict], infos: dic
             lines.append("| " + " | ".join([name, *cells]) + " |")
         lines.append("")
     for t, s in summaries.items():
-        lines += [f"## T = `{t}` ({infos[t]['defense']}, private-test acc {_pct(infos[t]['test_acc'])})", ""]
+        lines += [f"## T = `{t}` ({infos[t]['arch']}, {infos[t]['defense']}, private-test acc "
+                  f"{_pct(infos[t]['test_acc'])})", ""]
         if not s.get("variants"):
             lines.append("no finished cells yet")
         elif s.get("floor"):
