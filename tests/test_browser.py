@@ -60,6 +60,8 @@ def _running_app(tmp_path: Path, **extra_env: str):
     cfg = tiny_attack_config(tmp_path, stage1={"steps": 6, "lr": 0.05, "image_every": 2,
                                                "weights": {"prior": 0.3, "id": 1.0, "perc": 0.5, "cls": 1.0}})
     (presets / "tiny.yaml").write_text(cfg.to_yaml())
+    orl = tiny_attack_config(tmp_path, data={"kind": "orl", "n_private": 3, "resolution": 32})  # the selector's
+    (presets / "orl-tiny.yaml").write_text(orl.to_yaml())
     port = _free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "MIA_PRESETS_DIR": str(presets),
            "MIA_DEFAULT_PRESET": "tiny", "MIA_RUNS_DIR": str(tmp_path / "runs"),
@@ -190,6 +192,20 @@ def test_launch_watch_and_compare_in_the_browser(app_url):
         assert page.inner_text("#jobs-table").count("done") >= 3
         assert "heartbeat" in page.inner_text("#worker-status")
         page.screenshot(path=str(ARTIFACTS / "jobs.png"), full_page=True)
+
+        # The benchmark selector: ORL brings its presets, identities and shipped targets; Compare its runs (none).
+        page.get_by_role("tab", name="Attack").click()
+        page.get_by_label("AT&T/ORL (real faces)").check()
+        page.wait_for_function("document.querySelector('#preset input').value === 'orl-tiny'", timeout=15_000)
+        page.wait_for_selector("#picker-note:has-text('3 identities')", timeout=30_000)
+        page.locator("#target-model input").click()
+        assert page.get_by_role("option", name="orl/softmax", exact=False).count() == 1
+        assert page.get_by_role("option", name="target-negls", exact=False).count() == 0
+        page.keyboard.press("Escape")
+        page.screenshot(path=str(ARTIFACTS / "benchmark-orl.png"), full_page=True)
+        page.get_by_role("tab", name="Compare").click()
+        page.click("#compare-runs input")
+        assert page.get_by_role("option", name="job-000001-tiny").count() == 0  # a SynthID run
         browser.close()
 
 

@@ -98,7 +98,7 @@ class AttackTab:
         label = f"Target identities: click one to attack it ({PRIVATE_LABEL})" if demo else "Target identities"
         self.picker = gr.Gallery(label=label, columns=10, fit_columns=False, height=220, allow_preview=False,
                                  object_fit="contain", visible=demo, elem_id="picker", elem_classes=["pixelated"])
-        self.picker_note = gr.Markdown()
+        self.picker_note = gr.Markdown(elem_id="picker-note")
         self.references = gr.Gallery(label=f"Selected class: {PRIVATE_LABEL}", columns=6, fit_columns=False,
                                      height=120, allow_preview=False, visible=False, elem_id="references",
                                      elem_classes=["pixelated"])
