@@ -110,3 +110,17 @@ def test_tiny_latent_training_run_resumes_and_writes_a_prior(tmp_path, monkeypat
     with pytest.raises(ValueError, match="width"):
         train_latent_prior(cfg.model_copy(update={"width": 32}), tmp_path / "run")
     assert isinstance(prior_from_pretrained(tmp_path / "run" / "prior"), LatentPrior)
+
+
+def test_heldout_codes_with_sface_which_has_no_parameters():
+    """SFace holds buffers only: the held-out codes must not ask it for a parameter (an ORL prior uses SFace)."""
+    from mia_app.config import OrlConfig
+    from mia_app.models.id_encoders import load_id_encoder
+    from mia_app.prior.latent_train import heldout_codes
+
+    cfg = LatentPriorTrainConfig(id_encoder="sface", decoder="dcgan_gray", data=OrlConfig(resolution=32))
+    encoder = load_id_encoder("sface")
+    assert not list(encoder.parameters())
+    held = heldout_codes(cfg, encoder, n=3)
+    assert held["c"].shape == held["c_other_image"].shape == (3, 128)
+    torch.testing.assert_close(held["c"].norm(dim=1), torch.ones(3))

@@ -97,8 +97,8 @@ def heldout_codes(cfg: LatentPriorTrainConfig, encoder: torch.nn.Module, n: int 
     ids = [int(i) for i in public.labels.unique() if (public.labels == i).sum() >= 2][:n]
     first = torch.stack([(public.labels == i).nonzero()[0, 0] for i in ids])
     second = torch.stack([(public.labels == i).nonzero()[1, 0] for i in ids])
-    device = next(encoder.parameters()).device
-    embed = lambda idx: F.normalize(embed_images(encoder, public.images[idx].to(device)).float(), dim=1)  # noqa: E731
+    # embed_images finds the encoder's device itself (SFace holds buffers only, no parameters)
+    embed = lambda idx: F.normalize(embed_images(encoder, public.images[idx]).float(), dim=1)  # noqa: E731
     return {"c": embed(first), "c_other_image": embed(second)}
 
 
