@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Discriminator, Field, Tag, model_validator
 
 from mia_app.defenses.config import DefenseConfig, NoDefense
 from mia_app.strict_model import StrictModel
@@ -53,14 +53,26 @@ class OrlConfig(StrictModel):
     seed: int = 0
 
 
-DataConfig = Annotated[SynthIDConfig | FolderConfig | OrlConfig, Field(discriminator="kind")]
+def _data_kind(value: object) -> str:
+    # A data config without ``kind`` is SynthID's, as it was before there were several kinds (old run folders).
+    if isinstance(value, dict):
+        return str(value.get("kind", "synthid"))
+    return str(getattr(value, "kind", "synthid"))
+
+
+DataConfig = Annotated[
+    Annotated[SynthIDConfig, Tag("synthid")]
+    | Annotated[FolderConfig, Tag("folder")]
+    | Annotated[OrlConfig, Tag("orl")],
+    Discriminator(_data_kind),
+]
 
 
 def parse_data_config(raw: dict) -> SynthIDConfig | FolderConfig | OrlConfig:
     """A data config from a mapping, by its ``kind`` (``synthid`` when absent)."""
     from pydantic import TypeAdapter
 
-    return TypeAdapter(DataConfig).validate_python({"kind": "synthid", **raw})
+    return TypeAdapter(DataConfig).validate_python(raw)
 
 
 class ClassifierTrainConfig(StrictModel):

@@ -126,7 +126,7 @@ def test_forged_checkpoint_headers_are_refused_before_allocating(tmp_path, capsy
     meta = {"role": "target", "arch": "vgg", "width": 8, "n_classes": 4, "resolution": 32}
     for key, value, message in (("width", 100_000, "header width must be an integer in"),
                                 ("n_classes", "100", "header n_classes must be an integer"),
-                                ("arch", "mlp", "header arch must be one of")):
+                                ("arch", "alexnet", "header arch must be one of")):
         forged = tmp_path / f"forged-{key}.safetensors"
         save_file(tensors, str(forged), metadata={"mia_app": json.dumps({**meta, key: value})})
         with pytest.raises(ValueError, match=message):
