@@ -53,8 +53,12 @@ class OrlConfig(StrictModel):
     seed: int = 0
 
 
-def _data_kind(value: object) -> str:
-    # A data config without ``kind`` is SynthID's, as it was before there were several kinds (old run folders).
+DATA_KINDS = {"synthid": SynthIDConfig, "folder": FolderConfig, "orl": OrlConfig}
+
+
+def data_kind(value: object) -> str:
+    """The ``kind`` of a data config or of its mapping (a run's, a preset's, a manifest provenance's).
+    Without one it is SynthID's, as it was before there were several kinds (old run folders)."""
     if isinstance(value, dict):
         return str(value.get("kind", "synthid"))
     return str(getattr(value, "kind", "synthid"))
@@ -64,7 +68,7 @@ DataConfig = Annotated[
     Annotated[SynthIDConfig, Tag("synthid")]
     | Annotated[FolderConfig, Tag("folder")]
     | Annotated[OrlConfig, Tag("orl")],
-    Discriminator(_data_kind),
+    Discriminator(data_kind),
 ]
 
 

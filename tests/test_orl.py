@@ -104,17 +104,16 @@ def test_tiny_attack_on_orl_with_the_gray_generator(tmp_path):
     from mia_app.peers.generators import load_generator
     from mia_app.prior.denoiser import LatentDenoiser
     from mia_app.prior.latent import LatentPrior
-    from tests.helpers import tiny_attack_config
+    from tests.helpers import save_tiny_target, tiny_attack_config
 
     torch.manual_seed(0)
     denoiser = LatentDenoiser(width=16, depth=2, emb_dim=16)
     LatentPrior(denoiser, load_generator("dcgan_gray", 32), "dcgan_gray").save_pretrained(tmp_path / "latent_prior")
     data = OrlConfig(n_private=3, resolution=32)
-    for role, arch, name in (("target", "vgg", "target"), ("eval", "resnet", "eval")):
-        model = build_classifier(arch, 3, 8)
-        save_classifier(model, tmp_path / f"{name}.safetensors",
-                        {"role": role, "arch": arch, "width": 8, "n_classes": 3, "resolution": 32,
-                         "benchmark": "orl-tiny", "benchmark_sha256": "-"})
+    save_tiny_target(tmp_path / "target.safetensors", n_classes=3)
+    save_classifier(build_classifier("resnet", 3, 8), tmp_path / "eval.safetensors",
+                    {"role": "eval", "arch": "resnet", "width": 8, "n_classes": 3, "resolution": 32,
+                     "benchmark": "orl-tiny", "benchmark_sha256": "-"})
     cfg = tiny_attack_config(tmp_path, "latent", data=data.model_dump(), id_encoder="sface",
                              stage2={"steps": 1, "lr": 0.01, "code_lr": 0.01,
                                      "weights": {"prior": 1.5, "id": 0.8, "cls": 1.0}, "image_every": 1})

@@ -62,8 +62,8 @@ class Inversion:
         self._prior_pool: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         if cfg.precision == "bf16" and self.device.type == "cpu" and not cpu_has_native_bf16():
             # Measured on an AVX2-only AMD EPYC: a cpu-quick step 13x slower in bf16 than in fp32 (README).
-            warnings.warn("precision bf16 on a CPU without native bf16 (AVX512-BF16 / AMX): each step runs about "
-                          "10x slower than with precision: fp32 here", RuntimeWarning, stacklevel=2)
+            warnings.warn("precision bf16 on a CPU without native bf16 (AVX512-BF16 / AMX): each step runs 10-13x "
+                          "slower than with precision: fp32 here", RuntimeWarning, stacklevel=2)
 
     def autocast(self) -> torch.autocast:
         """The forward pass's precision (``cfg.precision``); backward and optimiser steps run outside it."""

@@ -7,7 +7,7 @@ import json
 
 import torch
 
-from mia_app.config import FolderConfig, OrlConfig, SynthIDConfig, parse_data_config
+from mia_app.config import DATA_KINDS, SynthIDConfig, data_kind, parse_data_config
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
@@ -27,8 +27,8 @@ def data_config(args: argparse.Namespace):
         from mia_app.user_input import read_yaml
 
         raw = read_yaml(args.data_config)
-        kind = raw.get("kind", "synthid")
-        model = {"synthid": SynthIDConfig, "folder": FolderConfig, "orl": OrlConfig}.get(kind)
+        kind = data_kind(raw)
+        model = DATA_KINDS.get(kind)
         foreign = sorted(k for k in overrides if model is not None and k not in model.model_fields)
         if foreign:  # e.g. --sigma on ORL: refuse rather than ignore an option the user typed
             raise ValueError(f"--{foreign[0].replace('_', '-')} does not apply to data kind {kind!r}")

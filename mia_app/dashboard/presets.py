@@ -7,6 +7,7 @@ from pathlib import Path
 from mia_app.assets import REPO_ROOT
 from mia_app.attack.config import AttackConfig
 from mia_app.attack.models import online
+from mia_app.config import data_kind
 from mia_app.user_input import read_yaml
 
 PRIOR_HINT = ("train one with `python -m mia_app train-prior --config configs/prior/latent.yaml --ship` (the latent "
@@ -29,7 +30,7 @@ def preset_benchmark(path: Path) -> str | None:
         data = read_yaml(path).get("data") or {}
     except ValueError:
         return None
-    return str(data.get("kind", "synthid")) if isinstance(data, dict) else None
+    return data_kind(data) if isinstance(data, dict) else None
 
 
 def presets_of(presets: dict[str, Path], benchmark: str | None) -> dict[str, Path]:

@@ -60,8 +60,9 @@ class RunFolder:
 
     def benchmark(self) -> str:
         """The data kind the run attacked (``synthid``, ``orl``, ``folder``): runs of two benchmarks do not compare."""
-        data = self.config().get("data") or {}
-        return str(data.get("kind", "synthid"))
+        from mia_app.config import data_kind
+
+        return data_kind(self.config().get("data") or {})
 
     def active_schemes(self) -> list[str]:
         schemes = self.config().get("schemes") or {}

@@ -4,6 +4,7 @@ benchmark it was trained on (the picker offers only the targets of the chosen be
 from __future__ import annotations
 
 from mia_app.assets import load_manifest
+from mia_app.config import data_kind
 
 DEFENSE_NAMES = {"none": "undefended", "negls": "NegLS", "bido": "BiDO-HSIC", "mid": "MID"}
 ARCH_NAMES = {"vgg": "VGG", "resnet": "ResNet", "softmax": "softmax regression", "mlp": "MLP"}
@@ -11,8 +12,7 @@ ARCH_NAMES = {"vgg": "VGG", "resnet": "ResNet", "softmax": "softmax regression",
 
 def target_benchmark(entry: dict) -> str:
     """The data kind (``synthid``, ``orl``, ``folder``) a manifest entry's model was trained on."""
-    data = entry.get("provenance", {}).get("config", {}).get("data", {})
-    return data.get("kind", "synthid")
+    return data_kind(entry.get("provenance", {}).get("config", {}).get("data", {}))
 
 
 def shipped_targets(benchmark: str | None = None) -> list[tuple[str, str]]:
@@ -41,8 +41,9 @@ def shipped_eval(benchmark: str) -> str | None:
 
 def check_shipped_target(path: str, benchmark: str | None = None) -> str:
     """``path`` if it is one of the shipped targets (of ``benchmark``, when given); a ValueError otherwise."""
-    if path not in {p for _, p in shipped_targets()}:
+    entry = next((e for e in load_manifest()["files"] if e.get("role") == "target" and e["path"] == path), None)
+    if entry is None:
         raise ValueError(f"target model {path!r} is not a shipped target; upload a checkpoint instead")
-    if benchmark is not None and path not in {p for _, p in shipped_targets(benchmark)}:
+    if benchmark is not None and target_benchmark(entry) != benchmark:
         raise ValueError(f"target model {path!r} was trained on another benchmark than the preset's ({benchmark})")
     return path

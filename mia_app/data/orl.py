@@ -15,8 +15,9 @@ gray. The package is never imported (its code needs scipy and is not ours to run
 The repaired array's sha256 is checked (``REPAIRED_SHA256``), so a different wheel fails loudly.
 
 Crop: a fixed 92x92 square, rows 15–106, the whole width. dlib's 5-point landmarks over the 390 images its
-detector finds put the eye corners at x = 21.7 / 68.1 and y = 53 (mean), so this crop centres the face and puts
-the eyes at 42 % of the height, the convention of our other faces and of the dlib judge's template (the eyes span
+detector finds put the eye corners at x = 21.7 / 68.1 and y = 53 (mean; ``benchmarks/orl_judge.py``, "crop"), so
+this crop centres the face and puts
+the eyes at 41 % of the height, the convention of our other faces and of the dlib judge's template (the eyes span
 50 % of the width here against 46 % in the template: ORL faces fill the frame a little more). Then area
 downsampling to 64 or 32 px and the gray level replicated to 3 channels (the classifiers and the encoders take RGB).
 
