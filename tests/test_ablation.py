@@ -298,6 +298,26 @@ def test_run_miface_fallback_writes_an_evaluable_run_folder(tmp_path):
         (tmp_path / "mi1" / "method.json").read_text())["kept"]
 
 
+def test_miface_searches_gray_images_when_asked_and_rgb_on_a_color_benchmark(tmp_path):
+    from mia_app.peers.config import MIFacePeer
+    from mia_app.peers.miface import run_miface
+
+    cfg = tiny_attack_config(tmp_path, keep=2)
+    kw = dict(max_iter=3, window_length=2, learning_rate=10.0, images_per_class=2, init_noise=0.5,
+              backend="fallback")
+    run_miface(cfg, [1, 3], tmp_path / "gray", color="gray", **kw)
+    x = load_file(str(tmp_path / "gray" / "final" / "images.safetensors"))["images"]
+    assert torch.equal(x[:, 0], x[:, 1]) and torch.equal(x[:, 1], x[:, 2]) and x.abs().max() > 0
+    note = json.loads((tmp_path / "gray" / "method.json").read_text())
+    assert note["search_space"].startswith("gray") and note["params"]["color"] == "gray"
+    run_miface(cfg, [1, 3], tmp_path / "auto", **kw)  # SynthID's public faces are in colour: auto means RGB
+    x = load_file(str(tmp_path / "auto" / "final" / "images.safetensors"))["images"]
+    assert not torch.equal(x[:, 0], x[:, 1])
+    note = json.loads((tmp_path / "auto" / "method.json").read_text())
+    assert note["search_space"].startswith("RGB") and "color" not in note["params"]  # cells finished before stay so
+    assert MIFacePeer(kind="miface", color="rgb").params()["color"] == "rgb"
+
+
 @pytest.mark.parametrize("name", ["quick", "full"])
 def test_shipped_ablation_configs_plan(name):
     from mia_app.assets import REPO_ROOT

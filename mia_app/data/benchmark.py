@@ -62,6 +62,12 @@ class Benchmark:
         # Read off the public split: an attack may ask for it, and must never touch the private ones.
         return int(self.public.images.shape[-1])
 
+    @property
+    def gray(self) -> bool:
+        """True when every public image has three equal channels (ORL): an attack may then search gray images."""
+        x = self.public.images
+        return bool(torch.equal(x[:, 0], x[:, 1]) and torch.equal(x[:, 1], x[:, 2]))
+
     def content_hash(self) -> str:
         """sha256 over every array's bytes: equal hashes mean byte-identical data."""
         h = hashlib.sha256()

@@ -67,6 +67,9 @@ class MIFacePeer(_Peer):
     images_per_class: int = Field(1, ge=1, le=256)
     init_noise: Float = Field(0.0, ge=0, le=10)
     backend: Literal["auto", "art", "fallback"] = "auto"
+    color: Literal["auto", "rgb", "gray"] = Field(
+        "auto", description="the space searched: rgb (3×R×R), gray (1×R×R, replicated to T's 3 channels, as "
+                            "Fredrikson et al. on gray faces); auto: gray when the benchmark's public images are")
 
     @model_validator(mode="after")
     def _noise_for_several(self) -> MIFacePeer:
@@ -80,7 +83,10 @@ class MIFacePeer(_Peer):
 
     def params(self) -> dict:
         # ART and the fallback are the same algorithm; which ran is in method.json's "implementation".
-        return self.model_dump(mode="json", exclude={"kind", "name", "backend"})
+        # color "auto" is left out so that cells finished before the field existed (RGB benchmarks, where auto is
+        # rgb) still count as finished; the space a run searched is in its method.json ("search_space").
+        exclude = {"kind", "name", "backend"} | ({"color"} if self.color == "auto" else set())
+        return self.model_dump(mode="json", exclude=exclude)
 
 
 class FinalSelection(StrictModel):

@@ -34,6 +34,18 @@ from mia_app.peers.config import MIFacePeer
 from mia_app.peers.running import PeerRun
 
 
+class GrayInput(nn.Module):
+    """T on gray images: N×1×R×R in [-1, 1] replicated to the 3 channels T takes. MIFace then searches the gray
+    space Fredrikson et al. searched, instead of colour noise that no gray benchmark image can look like."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x.expand(-1, 3, -1, -1))
+
+
 class SoftmaxOutput(nn.Module):
     """T with a softmax head: ART's ``predict`` then returns probabilities and ``class_gradient`` ∂p_y/∂x."""
 
@@ -106,17 +118,18 @@ def miface_fallback(target: nn.Module, x_init: torch.Tensor, y: torch.Tensor, ma
 
 def run_miface(cfg: AttackConfig, targets: list[int], out: str | Path, max_iter: int = 300,
                window_length: int = 100, threshold: float = 1.0, learning_rate: float = 0.1,
-               images_per_class: int = 1, init_noise: float = 0.0, backend: str = "auto",
+               images_per_class: int = 1, init_noise: float = 0.0, backend: str = "auto", color: str = "auto",
                callbacks: list | None = None) -> dict:
     """Invert ``targets`` of ``cfg.target`` with MIFace and write a run folder evaluable by ``evaluate_run``.
 
     ``images_per_class`` > 1 needs ``init_noise`` > 0: the first image starts from zero, the others from zero
     plus N(0, init_noise²) noise seeded by ``cfg.seed`` (from zero alone MIFace is deterministic).
     ``backend``: ``auto`` (ART if it imports, else the fallback), ``art`` or ``fallback``.
+    ``color``: ``auto`` (gray on a gray benchmark), ``rgb`` or ``gray``.
     """
     peer = MIFacePeer(kind="miface", max_iter=max_iter, window_length=window_length, threshold=threshold,
                       learning_rate=learning_rate, images_per_class=images_per_class, init_noise=init_noise,
-                      backend=backend)
+                      backend=backend, color=color)
     return run_miface_peer(cfg, peer, targets, out, callbacks)
 
 
@@ -131,7 +144,9 @@ def run_miface_peer(cfg: AttackConfig, peer: MIFacePeer, targets: list[int], out
     y = torch.tensor(run.targets).repeat_interleave(k)
     g = torch.Generator().manual_seed(run.cfg.seed)
     res = run.bench.resolution
-    x0 = torch.zeros(len(y), 3, res, res)
+    gray = peer.color == "gray" or (peer.color == "auto" and run.bench.gray)
+    model = GrayInput(run.target) if gray else run.target
+    x0 = torch.zeros(len(y), 1 if gray else 3, res, res)
     if k > 1:
         noise = torch.randn(x0.shape, generator=g) * peer.init_noise
         noise[::k] = 0  # the first image of each class starts from exactly zero
@@ -139,16 +154,16 @@ def run_miface_peer(cfg: AttackConfig, peer: MIFacePeer, targets: list[int], out
     use_art = peer.backend == "art" or (peer.backend == "auto" and ok)
     t0 = time.time()
     if use_art:
-        x = torch.from_numpy(miface_art(run.target, x0.numpy(), y.numpy(), run.target_meta["n_classes"],
+        x = torch.from_numpy(miface_art(model, x0.numpy(), y.numpy(), run.target_meta["n_classes"],
                                         peer.max_iter, peer.window_length, peer.threshold, peer.learning_rate,
                                         device=str(run.device))).to(run.device)
         implementation = f"IBM ART {art_info}: art.attacks.inference.model_inversion.MIFace on PyTorchClassifier"
     else:
-        x = miface_fallback(run.target, x0.to(run.device), y.to(run.device), peer.max_iter, peer.window_length,
+        x = miface_fallback(model, x0.to(run.device), y.to(run.device), peer.max_iter, peer.window_length,
                             peer.threshold, peer.learning_rate)
         implementation = "FALLBACK mia_app.peers.miface.miface_fallback (torch port of ART 1.20's MIFace loop)"
     seconds = time.time() - t0
-    x = x.float().clamp(-1, 1)
+    x = x.float().clamp(-1, 1).expand(-1, 3, -1, -1).contiguous()
     with torch.no_grad():
         conf = F.softmax(run.target(x), 1).gather(1, y[:, None].to(run.device)).squeeze(1).cpu()
     if k > run.cfg.keep:  # final selection by T, as every other method's (PPA's without transforms here)
@@ -161,6 +176,7 @@ def run_miface_peer(cfg: AttackConfig, peer: MIFacePeer, targets: list[int], out
         "method_reference": "MIFace (Fredrikson et al., CCS 2015)",
         "implementation": implementation,
         "art_import": art_info if ok else f"failed: {art_info}",
+        "search_space": f"gray 1x{res}x{res}, replicated to T's 3 channels" if gray else f"RGB 3x{res}x{res}",
         "init": "zero image (mid-gray)" + (f" + N(0, {peer.init_noise}^2) for extra images" if k > 1 else ""),
         "objective": "gradient ascent on p_T(y|x) (descent on 1 - p), T's softmax, clip to [-1, 1]",
         "stopping_rule": "ART 1.20's: active while cost <= threshold or cost >= max(window); threshold 1.0 "
