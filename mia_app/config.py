@@ -127,6 +127,27 @@ def check_run_config(out: Path, cfg: BaseModel, may_change: tuple[str, ...] = ()
     saved.write_text(json.dumps(now, indent=2))
 
 
+class PriorAugment(StrictModel):
+    """Random transforms of the public faces the pixel prior trains on: what keeps a prior trained on a few
+    hundred faces (ORL's 200) from learning them by heart. The code c stays the untransformed face's: E_id is
+    meant to be invariant to a mirror, a few pixels of shift and a little light."""
+
+    flip: bool = Field(True, description="mirror half of the faces")
+    shift: int = Field(0, ge=0, le=16, description="random translation of up to ±shift pixels (edges repeated)")
+    scale: float = Field(0.0, ge=0, le=0.5, description="random zoom by a factor in [1 - scale, 1 + scale]")
+    brightness: float = Field(0.0, ge=0, le=1, description="add a uniform offset in ±brightness ([-1, 1] units)")
+    contrast: float = Field(0.0, ge=0, lt=1, description="scale around each face's mean by 1 ± contrast")
+
+
+class GeneratorMix(StrictModel):
+    """Public-generator faces mixed into every batch of the pixel prior, each with its own code E_id(G(z))."""
+
+    generator: str = Field("dcgan_gray", description="public generator (registry name), at the data's resolution")
+    fraction: float = Field(0.5, gt=0, lt=1, description="expected share of each batch drawn from the generator")
+    n_faces: int = Field(4000, ge=16, le=1_000_000, description="faces drawn once (z from their own stream)")
+    stream: int = Field(5_000_011, ge=0, description="seed offset of the generator faces' random stream")
+
+
 class PriorTrainConfig(StrictModel):
     """Training of the identity-conditioned pixel prior on the public pool (never on private data)."""
 
@@ -144,6 +165,8 @@ class PriorTrainConfig(StrictModel):
     sample_every: int = Field(500, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
     heldout_fraction: float = Field(0.05, ge=0, lt=1, description="public identities kept out, for fidelity")
+    augment: PriorAugment = Field(default_factory=PriorAugment)
+    mix: GeneratorMix | None = Field(None, description="public-generator faces mixed into the batches")
     seed: int = 0
     data: DataConfig = Field(default_factory=SynthIDConfig)
 

@@ -69,3 +69,48 @@ def test_ship_dest_is_checked_before_training(capsys):
     assert "add --ship" in capsys.readouterr().err
     assert main(["train-prior", "--config", "configs/prior/cpu.yaml", "--ship", "--dest", "/etc/x"]) == 2
     assert "under assets/" in capsys.readouterr().err
+
+
+def test_flip_only_augmentation_draws_as_the_loop_did_before_the_other_knobs():
+    """The shipped priors' provenance commands must still reproduce them: a flip-only config consumes the
+    generator exactly as the old inline ``x0[flip] = x0[flip].flip(-1)`` did."""
+    from mia_app.config import PriorAugment
+    from mia_app.prior.augment import augment_faces
+
+    x = torch.rand(8, 3, 16, 16) * 2 - 1
+    old = x.clone()
+    g = torch.Generator().manual_seed(3)
+    flip = torch.rand(8, generator=g) < 0.5
+    old[flip] = old[flip].flip(-1)
+    new = augment_faces(x, PriorAugment(), torch.Generator().manual_seed(3))
+    assert torch.equal(new, old)
+
+
+def test_augmentation_moves_faces_within_range_and_is_seeded():
+    from mia_app.config import PriorAugment
+    from mia_app.prior.augment import augment_faces
+
+    x = torch.rand(16, 3, 32, 32) * 2 - 1
+    aug = PriorAugment(shift=3, scale=0.1, brightness=0.1, contrast=0.2)
+    a = augment_faces(x, aug, torch.Generator().manual_seed(0))
+    b = augment_faces(x, aug, torch.Generator().manual_seed(0))
+    assert torch.equal(a, b) and a.shape == x.shape and a.abs().max() <= 1
+    assert (a - x).abs().mean(dim=(1, 2, 3)).min() > 0.01  # every face changed
+    # a pure shift of k pixels moves the content by k pixels (edges repeated)
+    ramp = torch.arange(32.0).view(1, 1, 1, 32).expand(1, 3, 32, 32) / 16 - 1
+    shifted = augment_faces(ramp, PriorAugment(flip=False, shift=4), torch.Generator().manual_seed(1))
+    step = (shifted[0, 0, 16, 16] - ramp[0, 0, 16, 16]).abs() * 16
+    assert 0 <= step <= 4 + 1e-4
+
+
+def test_generator_mix_draws_faces_with_their_own_codes(tmp_path):
+    from mia_app.config import GeneratorMix
+
+    cfg = _cfg(2).model_copy(update={"mix": GeneratorMix(generator="dcgan", fraction=0.5, n_faces=32)})
+    train_prior(cfg, tmp_path)
+    from safetensors.torch import load_file
+
+    pool = load_file(str(tmp_path / "mix_faces.safetensors"))
+    assert pool["faces"].shape == (32, 3, 32, 32) and pool["faces"].dtype == torch.uint8
+    assert torch.allclose(pool["codes"].norm(dim=1), torch.ones(32), atol=1e-4)
+    assert json.loads((tmp_path / "config.json").read_text())["mix"]["n_faces"] == 32

@@ -1,6 +1,7 @@
 """Train the identity-conditioned prior on the public pool, diffusers-examples style.
 
 accelerate loop, EMA, tqdm, per-term JSONL logs, resumable ``checkpoint-N`` folders and sample grids.
+Each batch is augmented (``PriorAugment``) and, with ``mix``, partly drawn from a public generator's faces.
 c = E_id(x_public): unit-norm codes of the public images (``id_encoder``: SFace or its 32-px student),
 computed once and cached.
 """
@@ -22,6 +23,7 @@ from tqdm import tqdm
 from mia_app.config import PriorTrainConfig
 from mia_app.data import Benchmark, load_benchmark
 from mia_app.models.id_encoders import embed_images, id_encoder_digest, load_id_encoder
+from mia_app.prior.augment import augment_faces
 from mia_app.prior.model import IdentityPrior, default_unet
 from mia_app.prior.sampler import sample_from_noise
 from mia_app.viz import save_grid
@@ -46,6 +48,37 @@ def public_codes(bench: Benchmark, cache: Path, id_encoder: str = "sface") -> to
     return codes
 
 
+def generator_pool(cfg: PriorTrainConfig, resolution: int, cache: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """``cfg.mix.n_faces`` public-generator faces (uint8 N×3×R×R) and their unit-norm codes E_id(G(z)), drawn once
+    from the mix's own random stream and cached under ``cache`` with the encoder's sha256."""
+    from safetensors import safe_open
+
+    from mia_app.peers.generators import load_generator
+
+    mix = cfg.mix
+    digest = id_encoder_digest(cfg.id_encoder)
+    key = f"{mix.generator}:{mix.n_faces}:{mix.stream + cfg.seed}:{resolution}"
+    if cache.is_file():
+        with safe_open(str(cache), "pt") as f:
+            meta = f.metadata() or {}
+        if meta.get("id_encoder_sha256") == digest and meta.get("key") == key:
+            data = load_file(str(cache))
+            return data["faces"], data["codes"]
+    g = load_generator(mix.generator, resolution)
+    rng = torch.Generator().manual_seed(mix.stream + cfg.seed)
+    faces = []
+    with torch.no_grad():
+        for i in range(0, mix.n_faces, 256):
+            z = g.sample_latents(min(256, mix.n_faces - i), rng)
+            faces.append(g(z).add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8))
+    faces = torch.cat(faces)
+    codes = embed_images(load_id_encoder(cfg.id_encoder), faces, desc=f"{cfg.id_encoder} codes of {mix.generator}")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    save_file({"faces": faces.contiguous(), "codes": codes.contiguous()}, str(cache),
+              metadata={"id_encoder_sha256": digest, "key": key})
+    return faces, codes
+
+
 def heldout_mask(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
     """True for images of the public identities kept out of training (for the fidelity measurement)."""
     ids = labels.unique()
@@ -68,6 +101,7 @@ def train_prior(cfg: PriorTrainConfig, out: Path, bench: Benchmark | None = None
     codes = public_codes(bench, out / "public_codes.safetensors", cfg.id_encoder)
     held = heldout_mask(bench.public.labels, cfg.heldout_fraction, cfg.seed)
     train_x, train_c = bench.public.images[~held], codes[~held]
+    mix_x, mix_c = generator_pool(cfg, cfg.resolution, out / "mix_faces.safetensors") if cfg.mix else (None, None)
 
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     prior = IdentityPrior(default_unet(cfg.resolution, tuple(cfg.channels)))
@@ -93,10 +127,14 @@ def train_prior(cfg: PriorTrainConfig, out: Path, bench: Benchmark | None = None
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train prior")
     for step in bar:
         idx = torch.randint(0, len(train_x), (cfg.batch_size,), generator=gen)
-        x0 = train_x[idx].float().div(127.5).sub(1).to(accelerator.device)
-        flip = torch.rand(len(idx), generator=gen) < 0.5
-        x0[flip] = x0[flip].flip(-1)
-        c = train_c[idx].to(accelerator.device)
+        x_u8, c = train_x[idx], train_c[idx]
+        if mix_x is not None:  # each face comes from the generator's pool with probability mix.fraction
+            from_gen = torch.rand(len(idx), generator=gen) < cfg.mix.fraction
+            gidx = torch.randint(0, len(mix_x), (len(idx),), generator=gen)
+            x_u8 = torch.where(from_gen.view(-1, 1, 1, 1), mix_x[gidx], x_u8)
+            c = torch.where(from_gen.view(-1, 1), mix_c[gidx], c)
+        x0 = augment_faces(x_u8.float().div(127.5).sub(1), cfg.augment, gen).to(accelerator.device)
+        c = c.to(accelerator.device)
         drop = (torch.rand(len(idx), generator=gen) < cfg.p_uncond).to(accelerator.device)
         c = torch.where(drop[:, None], torch.zeros_like(c), c)
         t = torch.randint(0, T, (len(idx),), generator=gen).to(accelerator.device)
