@@ -1,9 +1,10 @@
 """Does the pixel prior copy its training faces? Near-copy rate of its samples, beside unseen real faces.
 
-    python benchmarks/prior_memorisation.py --prior assets/orl/prior --out results/benchmarks/orl_prior_memorisation.json
+    python benchmarks/prior_memorisation.py --prior assets/orl/prior \
+        --out results/benchmarks/orl_prior_memorisation.json
 
-Reads the prior's own training config (``prior_config.json``: data, seed, held-out fraction, augmentation), so the
-training faces are exactly those it trained on (the benchmark's public pool minus its held-out identities).
+Reads the prior's own training config (``prior_config.json``: data, seed, held-out fraction, augmentation), so
+the training faces are exactly those it trained on (the public pool minus its held-out identities).
 Draws ``--n`` faces from noise under the codes of the training faces (the codes it saw, the case most likely to
 copy), and compares them with (a) the held-out public identities' real faces and (b) the private people's real
 faces, neither ever seen by the prior; see ``mia_app.evaluation.memorisation`` for the near-copy rule. Writes a
