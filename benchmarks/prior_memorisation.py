@@ -1,6 +1,6 @@
 """Does the pixel prior copy its training faces? Near-copy rate of its samples, beside unseen real faces.
 
-    python benchmarks/prior_memorisation.py --prior assets/orl/prior \
+    python benchmarks/prior_memorisation.py --prior assets/orl/prior \\
         --out results/benchmarks/orl_prior_memorisation.json
 
 Reads the prior's own training config (``prior_config.json``: data, seed, held-out fraction, augmentation), so
