@@ -163,6 +163,14 @@ def test_evaluate_run_new_keys_on_private_images(fake_run):
     assert list(rows[0]) == PER_IDENTITY_COLUMNS
     assert [r["class"] for r in rows] == ["0", "2"] and float(rows[0]["judge_match@0.6"]) == 1.0
     assert m["judge_top1"] == 1.0 and m["judge_gallery"] == 2 and float(rows[1]["judge_top1"]) == 1.0
+    # per image: E's top classes, whether its top-1 is the class, the judge at distance 0 (private images)
+    per_image = json.loads((run / "per_image.json").read_text())
+    assert len(per_image) == 6 and [r["class"] for r in per_image] == [0, 0, 0, 2, 2, 2]
+    assert [r["rank"] for r in per_image] == [0, 1, 2, 0, 1, 2]
+    for r in per_image:
+        assert len(r["E_top5"]) == 4 and r["E_top5"][0][1] >= r["E_top5"][-1][1]  # top-5 of a 4-class E
+        assert r["E_recognises"] == (r["E_top5"][0][0] == r["class"])
+        assert r["dlib_dist"] == pytest.approx(0.0, abs=1e-3) and r["dlib_top1"] is True
 
 
 def test_evaluate_run_without_dlib_says_why(fake_run, monkeypatch, capsys):
@@ -177,6 +185,7 @@ def test_evaluate_run_without_dlib_says_why(fake_run, monkeypatch, capsys):
     assert m["judge_dist"] is None and m["judge_match@0.6"] is None
     assert "pip install dlib-bin" in m["judge_note"] and "dlib judge skipped" in capsys.readouterr().err
     assert m["perc_dist"] == pytest.approx(0.0, abs=1e-4)  # the rest still runs
+    assert json.loads((run / "per_image.json").read_text())[0]["dlib_dist"] is None  # no judge: no distance
     with pytest.raises(ImportError, match="dlib"):
         evaluate_run(run, str(e_path), judge="on")
 

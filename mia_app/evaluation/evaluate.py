@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from mia_app.assets import shipped_path
@@ -180,10 +181,35 @@ def check_judge_is_not_target(eval_path: Path, target: str, allow: bool = False)
                          "or pass --allow-target-as-judge for a sanity check")
 
 
+def image_verdicts(y: torch.Tensor, e_logits: torch.Tensor, t_logits: torch.Tensor,
+                   judge: dict[str, torch.Tensor] | None) -> list[dict]:
+    """One record per final image, in the file's order (rank = its order within its class, as the PNGs'):
+    E's top-5 classes with their probabilities, whether E's top-1 is the target, T's confidence, and the dlib
+    judge's distance to the nearest private image of the class and its identification (None without dlib)."""
+    p_e = F.softmax(e_logits.float(), 1)
+    top = p_e.topk(min(5, p_e.shape[1]), dim=1)
+    t_conf = F.softmax(t_logits.float(), 1).gather(1, y[:, None]).squeeze(1)
+    seen: dict[int, int] = {}
+    out = []
+    for i, c in enumerate(y.tolist()):
+        rank = seen.get(c, 0)
+        seen[c] = rank + 1
+        out.append({
+            "index": i, "class": c, "rank": rank,
+            "E_top5": [[int(k), round(float(v), 4)] for k, v in zip(top.indices[i], top.values[i], strict=True)],
+            "E_recognises": bool(top.indices[i, 0] == c),
+            "T_conf": round(float(t_conf[i]), 4),
+            "dlib_dist": round(float(judge["dist"][i]), 4) if judge is not None else None,
+            "dlib_top1": bool(judge["top1"][i]) if judge is not None else None,
+        })
+    return out
+
+
 def evaluate_run(run: str | Path, eval_model: str = DEFAULT_EVAL, judge: JudgeMode = "auto",
                  perceptual: Literal["auto", "mobilenet"] = "auto", facenet: bool = False,
                  allow_target_as_judge: bool = False) -> dict:
-    """Judge a finished run folder; writes ``metrics.json`` and ``per_identity.csv`` into it and returns the metrics.
+    """Judge a finished run folder; writes ``metrics.json``, ``per_identity.csv`` and ``per_image.json``
+    (``image_verdicts``) into it and returns the metrics.
 
     Args:
         judge: ``auto`` uses the dlib judge when dlib imports (otherwise its keys are None and ``judge_note``
@@ -211,8 +237,9 @@ def evaluate_run(run: str | Path, eval_model: str = DEFAULT_EVAL, judge: JudgeMo
     data_key = cfg.data.model_dump_json()
 
     acc_e, acc_t = TopKAccuracy(), TopKAccuracy()
-    acc_e.update(E(x), y)
-    acc_t.update(T(x), y)
+    e_logits, t_logits = E(x), T(x)
+    acc_e.update(e_logits, y)
+    acc_t.update(t_logits, y)
 
     from mia_app.evaluation.feature_cache import file_digest
 
@@ -295,6 +322,8 @@ def evaluate_run(run: str | Path, eval_model: str = DEFAULT_EVAL, judge: JudgeMo
                         k["knn_dist_per_class"][c], j.get("judge_dist_per_class", {}).get(c, ""),
                         j.get("judge_match@0.6_per_class", {}).get(c, ""), p["perc_dist_per_class"][c],
                         j.get("judge_top1_per_class", {}).get(c, ""), counts[c]])
+    per_image = image_verdicts(y, e_logits, t_logits, jd.per_image() if jd is not None else None)
+    (run / "per_image.json").write_text(json.dumps(per_image, indent=1))
     # metrics.json last: its presence marks the run as evaluated (the ablation runner resumes on it).
     (run / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics

@@ -125,6 +125,13 @@ class JudgeDistance:
         self.top1.append((per_class.argmin(1) == own).cpu())
         self.labels.append(y.cpu())
 
+    def per_image(self) -> dict[str, torch.Tensor]:
+        """Per image, in update order: ``dist`` to the nearest private image of its class, ``top1`` whether the
+        nearest private image of the whole gallery is of its class."""
+        if not self.values:
+            return {"dist": torch.zeros(0), "top1": torch.zeros(0, dtype=torch.bool)}
+        return {"dist": torch.cat(self.values), "top1": torch.cat(self.top1)}
+
     def compute(self) -> dict[str, float | int | dict]:
         if not self.values:
             return {"judge_dist": float("nan"), self.match_key: float("nan"), "judge_top1": float("nan"),
