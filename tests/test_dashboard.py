@@ -231,7 +231,7 @@ def test_compare_lists_peer_runs_with_their_method(tmp_path):
     import json
 
     from mia_app.dashboard.compare_tab import metrics_table
-    from mia_app.dashboard.runs import RunFolder
+    from mia_app.run_folder import RunFolder
 
     ours, peer = tmp_path / "ours", tmp_path / "ppa"
     for folder in (ours, peer):
@@ -269,9 +269,9 @@ def test_the_target_picker_lists_shipped_targets_and_launch_uses_the_choice(tmp_
 
 
 def test_a_defended_checkpoint_uploads_like_any_and_compare_names_the_defense(tmp_path):
-    from mia_app.dashboard.runs import RunFolder
     from mia_app.dashboard.submission import check_upload
     from mia_app.models.classifiers import build_classifier, save_classifier
+    from mia_app.run_folder import RunFolder
 
     mid = tmp_path / "mid.safetensors"
     save_classifier(build_classifier("vgg", 4, 8, bottleneck=4), mid,
@@ -289,8 +289,8 @@ def test_the_benchmark_selector_filters_presets_targets_and_evaluation(tmp_path)
     launch; an ORL run is evaluated with ORL's E; Compare refuses runs of two benchmarks."""
     from mia_app.dashboard.compare_tab import eval_model_for, metrics_table
     from mia_app.dashboard.presets import list_presets, preset_benchmark, presets_of
-    from mia_app.dashboard.runs import RunFolder
     from mia_app.dashboard.targets import check_shipped_target, shipped_eval, shipped_targets
+    from mia_app.run_folder import RunFolder
 
     presets = list_presets(Path("configs/attack"))
     assert preset_benchmark(presets["orl"]) == "orl" and preset_benchmark(presets["cpu-quick"]) == "synthid"

@@ -19,7 +19,7 @@ from mia_app.models.id_encoders import id_encoder_digest
 FINGERPRINT_FILE = "models.json"
 
 
-def _path_digest(name: str) -> str:
+def path_digest(name: str) -> str:
     """sha256 of a file, or of a folder's (relative name, file sha256) list; ``hub:<id>`` for a hub id."""
     local = local_path(name)
     if local is None:
@@ -33,7 +33,7 @@ def _path_digest(name: str) -> str:
 
 def model_fingerprint(cfg: AttackConfig) -> dict[str, str]:
     """{"prior", "target", "id_encoder"}: sha256 (hex) of the weights ``cfg`` names."""
-    return {"prior": _path_digest(cfg.prior), "target": _path_digest(cfg.target),
+    return {"prior": path_digest(cfg.prior), "target": path_digest(cfg.target),
             "id_encoder": id_encoder_digest(cfg.id_encoder)}
 
 

@@ -20,6 +20,7 @@ COMMANDS = {
     "ablate": "mia_app.cli.ablate",
     "doctor": "mia_app.cli.doctor",
     "report": "mia_app.cli.report",
+    "export": "mia_app.cli.export",
     "worker": "mia_app.cli.worker",
     "serve": "mia_app.cli.serve",
     "users": "mia_app.cli.users",

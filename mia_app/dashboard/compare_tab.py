@@ -11,9 +11,9 @@ from mia_app.dashboard.context import DashboardContext
 from mia_app.dashboard.media import gallery_items
 from mia_app.dashboard.plots import compare_figure
 from mia_app.dashboard.presets import resolve_local
-from mia_app.dashboard.runs import RunFolder, list_runs
 from mia_app.dashboard.submission import LaunchError, check_queue, submit_capped
 from mia_app.dashboard.targets import shipped_eval
+from mia_app.run_folder import RunFolder, list_runs
 
 MAX_RUNS = 4
 

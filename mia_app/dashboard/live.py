@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mia_app.dashboard.runs import RunFolder, grid_caption
+from mia_app.run_folder import RunFolder, grid_caption
 from mia_app.service.store import Job, JobStore
 
 RECENT_GRIDS = 8

@@ -1,4 +1,4 @@
-"""Read-only views of run folders (writer.py's layout), for the Compare tab and finished jobs.
+"""Read-only views of run folders (writer.py's layout), for the dashboard (Compare, jobs) and the HTML report.
 
 Works for any run folder, whether a dashboard job or a CLI ``attack --out`` wrote it.
 """
@@ -77,13 +77,27 @@ class RunFolder:
                 return name, {k: v for k, v in data.items() if isinstance(v, (int, float, str)) and k != "out"}
         return "", {}
 
-    def final_images(self) -> list[tuple[str, str]]:
-        """(path, caption) of the selected finals, by class then rank."""
+    def final_entries(self) -> list[tuple[int, int, Path]]:
+        """(class, rank, png path) of the selected finals, by class then rank."""
         found = []
         for p in (self.path / "final").glob("class*_rank*.png"):
             if m := _FINAL.search(p.name):
-                found.append(((int(m[1]), int(m[2])), str(p), f"class {int(m[1])} · rank {int(m[2])}"))
-        return [(p, cap) for _, p, cap in sorted(found)]
+                found.append((int(m[1]), int(m[2]), p))
+        return sorted(found)
+
+    def final_images(self) -> list[tuple[str, str]]:
+        """(path, caption) of the selected finals, by class then rank."""
+        return [(str(p), f"class {c} · rank {r}") for c, r, p in self.final_entries()]
+
+    def per_image(self) -> list[dict[str, Any]]:
+        """``per_image.json`` (E's top-5, the dlib judge, per final image) once evaluated, else []."""
+        f = self.path / "per_image.json"
+        if not f.is_file():
+            return []
+        try:
+            return json.loads(f.read_text())
+        except json.JSONDecodeError:  # caught mid-write: the next read has it
+            return []
 
     def steps(self) -> list[dict[str, Any]]:
         """metrics.jsonl: one StepEvent dict per line (a line cut by a crash is skipped)."""
