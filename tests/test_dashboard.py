@@ -10,6 +10,7 @@ from mia_app.dashboard.ablation_tab import list_ablations, show_ablation
 from mia_app.dashboard.attack_form import AttackForm, scheme_specs
 from mia_app.dashboard.settings import DashboardSettings
 from mia_app.dashboard.submission import LaunchError, submit_attack
+from mia_app.service.jobs import split_evaluate
 from mia_app.service.store import JobStore
 from tests.helpers import tiny_attack_config
 
@@ -64,6 +65,17 @@ def _launch(tmp_path, settings=None, targets="0", upload=None, **overrides):
         kw.get("upload", upload), "sess", 4)
 
 
+def test_only_small_runs_are_judged_as_they_end_and_only_with_an_e_that_exists(tmp_path):
+    base = dict(runs=tmp_path / "runs", db=tmp_path / "runs" / "jobs.sqlite")
+    _, launch = _launch(tmp_path / "a", DashboardSettings(**base, auto_evaluate=1))
+    assert "evaluate" in launch(targets="0").config and "evaluate" not in launch(targets="0,1").config
+    _, launch = _launch(tmp_path / "b", DashboardSettings(**base, auto_evaluate=0))
+    assert "evaluate" not in launch().config
+    _, launch = _launch(tmp_path / "c", DashboardSettings(**base, eval_model="assets/missing.safetensors"))
+    assert "evaluate" not in launch().config
+    assert DashboardSettings.from_env({"MIA_AUTO_EVALUATE": "3"}).auto_evaluate == 3
+
+
 def test_launch_validates_every_input_with_a_readable_message(tmp_path):
     store, launch = _launch(tmp_path)
     form = AttackForm.from_model()
@@ -73,7 +85,8 @@ def test_launch_validates_every_input_with_a_readable_message(tmp_path):
         launch(targets="7")
     with pytest.raises(LaunchError, match="targets"):
         launch(targets="zero")
-    values = form.values_from(AttackConfig.model_validate(job.config))
+    assert job.config["evaluate"] == {"eval_model": "assets/eval.safetensors"}  # a small run is judged as it ends
+    values = form.values_from(AttackConfig.model_validate(split_evaluate(job.config)[0]))
     values[[s.path for s in form.specs].index(("stage1", "steps"))] = -1
     with pytest.raises(LaunchError, match=r"stage1\.steps: Input should be greater than or equal to 0"):
         launch(values)
@@ -257,7 +270,7 @@ def test_the_target_picker_lists_shipped_targets_and_launch_uses_the_choice(tmp_
     assert all("private-test acc" in label for label, _ in choices)
     store, launch = _launch(tmp_path)
     form = AttackForm.from_model()
-    cfg = AttackConfig.model_validate(launch().config)
+    cfg = AttackConfig.model_validate(split_evaluate(launch().config)[0])
     job = submit_attack(store, DashboardSettings(runs=tmp_path / "runs", db=tmp_path / "runs" / "jobs.sqlite"),
                         form, tmp_path / "tiny.yaml", form.values_from(cfg), "0", None, None, "sess", None,
                         "assets/target.safetensors")
@@ -314,3 +327,22 @@ def test_the_benchmark_selector_filters_presets_targets_and_evaluation(tmp_path)
     assert [eval_model_for(Ctx, r) for r in runs] == [Ctx.settings.eval_model, "assets/orl/eval.safetensors"]
     headers, rows = metrics_table(runs)
     assert ["benchmark", "synthid", "orl"] in rows
+
+
+def test_scheme_d_shows_raw_log_variances_and_sigma_and_compare_never_overlays_the_total():
+    import math
+
+    from mia_app.dashboard.plots import COMPARE_KEYS, compare_figure, weights_figure
+
+    records = [{"stage": 1, "batch": 0, "logs": {"w_id": 0.5 + i / 100, "w_cls": 0.5 - i / 100, "s_id": -i / 10,
+                                                 "s_cls": i / 10, "L_cls": 1.0, "L_id": 0.5, "L_prior": 0.2,
+                                                 "total": 9.0, "T_conf": 0.5}} for i in range(3)]
+    fig = weights_figure(records)
+    names = [(t.name, t.xaxis) for t in fig.data]
+    assert sorted(names) == [("cls", "x"), ("cls", "x2"), ("id", "x"), ("id", "x2")]
+    s_id = next(t for t in fig.data if t.name == "id" and t.xaxis == "x2")
+    assert list(s_id.y) == [0.0, -0.1, -0.2] and s_id.customdata[2] == pytest.approx(math.exp(-0.1))
+    assert fig.layout.yaxis.range is None  # auto-scaled: weights near 0.25 stay readable
+    cmp = compare_figure({"a": records, "b": records})
+    assert len(cmp.data) == 2 * len(COMPARE_KEYS) and "total" not in COMPARE_KEYS
+    assert [a.text for a in cmp.layout.annotations] == ["L_cls", "L_id", "L_prior", "T confidence"]

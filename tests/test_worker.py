@@ -167,3 +167,66 @@ def test_worker_runs_a_peer_job_live(tmp_path):
                        [0])
     failed = JobWorker(store).run_one()
     assert failed.id == bad.id and failed.status == "failed" and "lr" in failed.error
+
+
+def _tiny_eval(tmp_path: Path) -> Path:
+    import torch
+
+    from mia_app.models.classifiers import build_classifier, save_classifier
+
+    torch.manual_seed(1)
+    path = tmp_path / "eval.safetensors"
+    save_classifier(build_classifier("resnet", 4, 8), path,
+                    {"role": "eval", "arch": "resnet", "width": 8, "n_classes": 4, "resolution": 32,
+                     "benchmark": "tiny", "benchmark_sha256": "-"})
+    return path
+
+
+def test_a_small_job_is_judged_with_e_when_it_ends_and_the_verdict_panel_shows_it(tmp_path):
+    import json
+
+    from mia_app.dashboard.verdict import verdict_html
+
+    store = _store(tmp_path)
+    cfg = tiny_attack_config(tmp_path)
+    config = cfg.model_dump(mode="json") | {"evaluate": {"eval_model": str(_tiny_eval(tmp_path))}}
+    job = store.submit("attack", cfg.name, config, [0, 2])
+    done = JobWorker(store).run_one()
+    assert (done.status, done.error) == ("done", None)
+    run = Path(done.run_dir)
+    per_image = json.loads((run / "per_image.json").read_text())
+    assert [r["class"] for r in per_image] == [0, 2] and (run / "metrics.json").is_file()
+    html = verdict_html(store.get(job.id), demo=True, auto_evaluate=10)
+    assert "E recognises the target in" in html and "E top-5:" in html
+    assert html.count("private reference of class") >= 2  # demo mode: the references beside each image
+    assert "private reference" not in verdict_html(store.get(job.id), demo=False, auto_evaluate=10)
+
+
+def test_a_failed_evaluation_keeps_the_attack_and_says_why(tmp_path):
+    from mia_app.dashboard.verdict import verdict_html
+
+    store = _store(tmp_path)
+    cfg = tiny_attack_config(tmp_path)
+    # E = T itself: refused by evaluate (E must be a model T never was), after the attack has finished
+    job = store.submit("attack", cfg.name, cfg.model_dump(mode="json") | {"evaluate": {"eval_model": cfg.target}},
+                       [0])
+    done = JobWorker(store).run_one()
+    assert done.status == "done" and (Path(done.run_dir) / "final" / "images.safetensors").is_file()
+    reason = (Path(done.run_dir) / "evaluation_error.txt").read_text()
+    assert reason.strip() and reason.split(":")[0].endswith("Error")
+    assert "could not judge this run" in verdict_html(store.get(job.id), demo=False, auto_evaluate=10)
+
+
+def test_a_malformed_evaluate_block_is_refused_before_the_attack(tmp_path):
+    from mia_app.service.jobs import split_evaluate
+
+    assert split_evaluate({"a": 1}) == ({"a": 1}, None)
+    assert split_evaluate({"a": 1, "evaluate": {"eval_model": "e"}}) == ({"a": 1}, "e")
+    with pytest.raises(ValueError, match="evaluate block"):
+        split_evaluate({"evaluate": {"eval_model": "e", "cmd": "rm"}})
+    store = _store(tmp_path)
+    cfg = tiny_attack_config(tmp_path)
+    job = store.submit("attack", cfg.name, cfg.model_dump(mode="json") | {"evaluate": "x"}, [0])
+    done = JobWorker(store).run_one()
+    assert done.status == "failed" and "evaluate block" in done.error
+    assert not (Path(job.run_dir) / "final").exists()

@@ -12,7 +12,7 @@ from mia_app.dashboard.media import gallery_items
 from mia_app.dashboard.plots import compare_figure
 from mia_app.dashboard.presets import resolve_local
 from mia_app.dashboard.submission import LaunchError, check_queue, submit_capped
-from mia_app.dashboard.targets import shipped_eval
+from mia_app.dashboard.targets import eval_model_for as eval_model_for_benchmark
 from mia_app.run_folder import RunFolder, list_runs
 
 MAX_RUNS = 4
@@ -42,9 +42,7 @@ def eval_model_for(ctx: DashboardContext, run: RunFolder) -> str:
     """E for a run: the server's (``eval_model`` setting) on SynthID, the shipped E of the run's benchmark
     otherwise; a LaunchError when that benchmark has none."""
     benchmark = run.benchmark()
-    if benchmark == "synthid":
-        return ctx.settings.eval_model
-    path = shipped_eval(benchmark)
+    path = eval_model_for_benchmark(benchmark, ctx.settings.eval_model)
     if path is None:
         raise LaunchError(f"no evaluation model E is shipped for {benchmark} (run {run.name}); train one with "
                           "`python -m mia_app train-classifier --role eval --config ... --ship`")

@@ -13,6 +13,13 @@ from mia_app.dashboard.jobs_tab import build_jobs_tab
 CSS = """
 .pixelated img { image-rendering: pixelated; }
 #progress progress { height: 12px; }
+#verdict .faces { display: flex; flex-wrap: wrap; gap: 10px; }
+#verdict .card { border: 1px solid #d0d7de; border-radius: 6px; padding: 6px; max-width: 330px; font-size: 0.85em; }
+#verdict img.face { image-rendering: pixelated; width: 96px; height: 96px; border: 1px solid #d0d7de; }
+#verdict img.ref { border: 2px dashed #8c959f; }
+#verdict .ok { color: #1a7f37; font-weight: 600; }
+#verdict .bad { color: #cf222e; font-weight: 600; }
+#verdict .note { color: #57606a; }
 """
 
 

@@ -14,6 +14,7 @@ from mia_app.dashboard.context import DashboardContext
 from mia_app.dashboard.live import job_view, progress_text
 from mia_app.dashboard.media import gallery_items
 from mia_app.dashboard.plots import confidence_figure, loss_figure, weights_figure
+from mia_app.dashboard.verdict import verdict_html, verdict_signature
 from mia_app.service.store import Job
 
 DOCTOR_HEADERS = ["status", "check", "measured", "expected"]
@@ -29,6 +30,7 @@ class LivePanel:
     watch: gr.Dropdown
     progress: gr.Markdown
     cancel: gr.Button
+    verdict: gr.HTML
     gallery: gr.Gallery
     loss: gr.Plot
     weights: gr.Plot
@@ -43,6 +45,7 @@ def build_live_panel(ctx: DashboardContext) -> LivePanel:
         watch = gr.Dropdown(label="Watching job", choices=[], value=None, scale=4, elem_id="watch")
         cancel = gr.Button("Cancel job", variant="stop", scale=1, min_width=100, elem_id="cancel-watched")
     progress = gr.Markdown("No job yet: launch one on the left.", elem_id="progress")
+    verdict = gr.HTML(elem_id="verdict")
     gallery = gr.Gallery(label="Generated images (newest first; one row per target, one column per candidate)",
                          columns=4, height=300, object_fit="contain", elem_id="live-gallery",
                          elem_classes=["pixelated"])
@@ -52,33 +55,37 @@ def build_live_panel(ctx: DashboardContext) -> LivePanel:
         confidence = gr.Plot(elem_id="conf-plot", show_label=False)
     doctor = gr.Dataframe(headers=DOCTOR_HEADERS, label="Doctor: the seed's debug checks (live)",
                           interactive=False, elem_id="doctor", wrap=True)
-    panel = LivePanel(watch, progress, cancel, gallery, loss, weights, confidence, doctor, gr.State(None),
+    panel = LivePanel(watch, progress, cancel, verdict, gallery, loss, weights, confidence, doctor, gr.State(None),
                       gr.Timer(ctx.settings.poll_s))
     _wire(ctx, panel)
     return panel
 
 
 def _wire(ctx: DashboardContext, p: LivePanel) -> None:
-    outputs = [p.progress, p.gallery, p.loss, p.weights, p.confidence, p.doctor, p.seen]
+    outputs = [p.progress, p.cancel, p.verdict, p.gallery, p.loss, p.weights, p.confidence, p.doctor, p.seen]
+    heavy = len(outputs) - 3  # the outputs after progress and cancel, before seen
 
     def tick(job_id: int | None, seen: tuple | None, request: gr.Request):
         ctx.watchdog()
         if job_id is None:
-            return (*[gr.skip()] * 6, None)
+            return (*[gr.skip()] * (heavy + 2), None)
         try:
             job = ctx.store.get(int(job_id))
         except KeyError:
-            return f"job {job_id} was deleted", [], *[gr.skip()] * 4, None
+            return f"job {job_id} was deleted", gr.update(interactive=False), "", [], *[gr.skip()] * 4, None
         if not ctx.owns(request, job):
-            return "not your job", *[gr.skip()] * 5, None
+            return "not your job", gr.update(interactive=False), *[gr.skip()] * heavy, None
         view = job_view(ctx.cache, job)
         text = ctx.redact(progress_text(job))
-        if view.signature == seen:
-            return text, *[gr.skip()] * 5, seen
+        cancel = gr.update(interactive=job.status in ("queued", "running"))  # nothing to cancel once it ended
+        signature = (view.signature, verdict_signature(job))
+        if signature == seen:
+            return text, cancel, *[gr.skip()] * heavy, seen
         steps = view.steps
         gallery = gallery_items(view.gallery(), ctx.settings.hosted, job.run_dir)
-        return (text, gallery, loss_figure(steps), weights_figure(steps), confidence_figure(steps),
-                view.doctor_rows(), view.signature)
+        verdict = ctx.redact(verdict_html(job, bool(ctx.settings.demo), ctx.settings.auto_evaluate))
+        return (text, cancel, verdict, gallery, loss_figure(steps), weights_figure(steps), confidence_figure(steps),
+                view.doctor_rows(), signature)
 
     def refresh_choices(current: int | None, request: gr.Request):
         return gr.update(choices=job_choices(ctx.visible_jobs(request, limit=50)), value=current)

@@ -6,6 +6,7 @@ stage or batch begins.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import plotly.graph_objects as go
@@ -71,14 +72,29 @@ def loss_figure(records: list[dict[str, Any]]) -> go.Figure:
 
 
 def weights_figure(records: list[dict[str, Any]]) -> go.Figure:
-    fig = _base("Learned uncertainty weights (scheme D)", "normalised weight")
+    """Scheme D: the normalised weights (left, auto-scaled: they start equal and move little) and the raw
+    log-variances s (right; σ = exp(s / 2) in the hover), one colour per term."""
+    from plotly.subplots import make_subplots
+
     keys = log_keys(records, "w_")
     if not keys:
+        fig = _base("Learned uncertainty weights (scheme D)", "normalised weight")
         return _empty(fig, "no learned weights: scheme D is off" if records else "waiting for the first step…")
-    for key, (x, y) in series(records, keys).items():
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=key))
-    fig.update_yaxes(range=[0, 1])
-    _stage_marks(fig, records)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("normalised weight w", "log-variance s (σ = e^(s/2))"))
+    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2"]
+    w = series(records, keys)
+    s = series(records, ["s_" + k[2:] for k in keys])
+    for i, key in enumerate(keys):
+        term, color = key[2:], palette[i % len(palette)]
+        fig.add_trace(go.Scatter(x=w[key][0], y=w[key][1], mode="lines", name=term, legendgroup=term,
+                                 line=dict(color=color)), row=1, col=1)
+        sx, sy = s["s_" + term]
+        fig.add_trace(go.Scatter(x=sx, y=sy, mode="lines", name=term, legendgroup=term, showlegend=False,
+                                 line=dict(color=color), customdata=[math.exp(v / 2) for v in sy],
+                                 hovertemplate="step %{x}<br>s = %{y:.4f}<br>σ = %{customdata:.4f}"), row=1, col=2)
+    fig.update_layout(title="Learned uncertainty weights (scheme D)", height=300, template="plotly_white",
+                      margin=dict(l=50, r=10, t=60, b=40), legend=dict(orientation="h", y=-0.25))
+    fig.update_xaxes(title_text="step")
     return fig
 
 
@@ -93,19 +109,24 @@ def confidence_figure(records: list[dict[str, Any]]) -> go.Figure:
     return fig
 
 
+#: The unweighted terms every run of ours logs, and T's confidence: comparable across schemes. The total is not
+#: (scheme D reweights it, and the schemes add terms), so Compare never overlays it.
+COMPARE_KEYS = ("L_cls", "L_id", "L_prior", "T_conf")
+
+
 def compare_figure(runs: dict[str, list[dict[str, Any]]]) -> go.Figure:
-    """Total loss and T confidence of several runs, overlaid (one colour per run)."""
+    """The unweighted loss terms and T's confidence of several runs, overlaid (one colour per run)."""
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("total loss", "T confidence"))
+    titles = [k if k != "T_conf" else "T confidence" for k in COMPARE_KEYS]
+    fig = make_subplots(rows=1, cols=len(COMPARE_KEYS), subplot_titles=titles)
     palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
     for i, (name, records) in enumerate(runs.items()):
         color = palette[i % len(palette)]
-        s = series(records, ["total", "T_conf"])
-        fig.add_trace(go.Scatter(x=s["total"][0], y=s["total"][1], name=name, line=dict(color=color),
-                                 legendgroup=name), row=1, col=1)
-        fig.add_trace(go.Scatter(x=s["T_conf"][0], y=s["T_conf"][1], name=name, line=dict(color=color),
-                                 legendgroup=name, showlegend=False), row=1, col=2)
+        s = series(records, list(COMPARE_KEYS))
+        for col, key in enumerate(COMPARE_KEYS, start=1):
+            fig.add_trace(go.Scatter(x=s[key][0], y=s[key][1], name=name, line=dict(color=color),
+                                     legendgroup=name, showlegend=col == 1), row=1, col=col)
     fig.update_layout(height=320, margin=dict(l=50, r=10, t=40, b=40), template="plotly_white",
                       legend=dict(orientation="h", y=-0.2))
     fig.update_xaxes(title_text="step")

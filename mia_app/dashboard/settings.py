@@ -51,6 +51,8 @@ class DashboardSettings(StrictModel):
     port: int = Field(7860, ge=1, le=65535)
     poll_s: float = Field(1.0, gt=0, le=60)
     eval_model: str = "assets/eval.safetensors"
+    auto_evaluate: int = Field(10, ge=0, le=1000, description="runs of at most this many identities are judged "
+                                                               "with E when they end (0: never)")
 
     @field_validator("auth", mode="before")
     @classmethod
@@ -107,7 +109,8 @@ class DashboardSettings(StrictModel):
                  "ablations": "MIA_ABLATIONS_DIR", "default_preset": "MIA_DEFAULT_PRESET", "auth": "MIA_AUTH",
                  "users_file": "MIA_USERS", "max_steps": "MIA_MAX_STEPS", "max_candidates": "MIA_MAX_CANDIDATES",
                  "max_targets": "MIA_MAX_TARGETS", "max_queued": "MIA_MAX_QUEUED", "max_compute": "MIA_MAX_COMPUTE",
-                 "demo": "MIA_DEMO", "start_worker": "MIA_START_WORKER", "host": "MIA_HOST", "port": "MIA_PORT"}
+                 "demo": "MIA_DEMO", "start_worker": "MIA_START_WORKER", "host": "MIA_HOST", "port": "MIA_PORT",
+                 "auto_evaluate": "MIA_AUTO_EVALUATE"}
         values = {field: env[var] for field, var in names.items() if env.get(var, "") != ""}
         # The job store and run folders default to runs/ next to each other unless set separately.
         if "db" not in values and "runs" in values:

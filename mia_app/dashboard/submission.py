@@ -14,8 +14,9 @@ from pydantic import ValidationError
 
 from mia_app.attack.config import AttackConfig
 from mia_app.dashboard.attack_form import AttackForm
-from mia_app.dashboard.presets import load_preset, missing_models
+from mia_app.dashboard.presets import load_preset, missing_models, resolve_local
 from mia_app.dashboard.settings import DashboardSettings
+from mia_app.dashboard.targets import eval_model_for
 from mia_app.service.store import Job, JobStore, QueueFull
 from mia_app.user_input import explain, parse_targets
 
@@ -176,7 +177,19 @@ def submit_attack(store: JobStore, settings: DashboardSettings, form: AttackForm
                   session: str | None, n_classes: int | None, shipped_target: str | None = None) -> Job:
     cfg, targets = prepare_attack(store, settings, form, preset_path, values, targets_text, run_name, upload,
                                   session, n_classes, shipped_target)
-    return submit_capped(store, settings, "attack", cfg.name, cfg.model_dump(mode="json"), targets, session)
+    config = cfg.model_dump(mode="json") | evaluate_block(settings, cfg, len(targets))
+    return submit_capped(store, settings, "attack", cfg.name, config, targets, session)
+
+
+def evaluate_block(settings: DashboardSettings, cfg: AttackConfig, n_targets: int) -> dict[str, Any]:
+    """``{"evaluate": {"eval_model": E}}`` when the run is small enough to judge as it ends (``auto_evaluate``
+    identities at most) and its benchmark has an E on this server; ``{}`` otherwise (Compare evaluates later)."""
+    if n_targets > settings.auto_evaluate:
+        return {}
+    eval_model = eval_model_for(cfg.data.kind, settings.eval_model)
+    if eval_model is None or resolve_local(eval_model) is None:
+        return {}
+    return {"evaluate": {"eval_model": eval_model}}
 
 
 def check_peer_limits(peer, settings: DashboardSettings, n_identities: int = 1) -> None:
@@ -214,4 +227,5 @@ def submit_peer(store: JobStore, settings: DashboardSettings, form: AttackForm, 
                                   session, n_classes, shipped_target, ours=ours)
     check_peer_limits(peer, settings, len(targets))
     config = {"attack": cfg.model_dump(mode="json"), "peer": peer.model_dump(mode="json")}
+    config |= evaluate_block(settings, cfg, len(targets))
     return submit_capped(store, settings, "peer", name, config, targets, session)

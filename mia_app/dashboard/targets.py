@@ -47,3 +47,9 @@ def check_shipped_target(path: str, benchmark: str | None = None) -> str:
     if benchmark is not None and target_benchmark(entry) != benchmark:
         raise ValueError(f"target model {path!r} was trained on another benchmark than the preset's ({benchmark})")
     return path
+
+
+def eval_model_for(benchmark: str, synthid_eval: str) -> str | None:
+    """E for runs on ``benchmark``: the server's ``eval_model`` setting on SynthID, the benchmark's shipped E
+    otherwise (None when it has none)."""
+    return synthid_eval if benchmark == "synthid" else shipped_eval(benchmark)

@@ -85,7 +85,7 @@ def _provenance_table(run: Path) -> str:
     return _table(["model", "file", "sha256", "private-test acc", "trained by"], rows)
 
 
-def _verdict_cards(run: Path, refs: dict[int, list[Image.Image]] | None) -> str:
+def verdict_cards(run: Path, refs: dict[int, list[Image.Image]] | None) -> str:
     folder = RunFolder(run)
     verdicts = {(v["class"], v["rank"]): v for v in folder.per_image()}
     cards = []
@@ -119,6 +119,30 @@ def _verdict_cards(run: Path, refs: dict[int, list[Image.Image]] | None) -> str:
     return legend + f"<div class='faces'>{''.join(cards)}</div>"
 
 
+def verdict_headline(run: str | Path) -> str:
+    """One line a user reads first when a run ends: in how many final images E recognises the target (with
+    Wilson's CI), and the dlib judge's top-1 against its chance level; green when E recognises most."""
+    from mia_app.evaluation.metrics import wilson_interval
+
+    run = Path(run)
+    records = RunFolder(run).per_image()
+    if not records:
+        return ""
+    k, n = sum(r["E_recognises"] for r in records), len(records)
+    lo, hi = wilson_interval(k, n)
+    ok = k / n >= 0.5
+    parts = [f"<span class='{'ok' if ok else 'bad'}'>{'✔' if ok else '✘'} E recognises the target in {k} of {n} "
+             f"final images ({k / n:.0%}, 95% CI {lo:.0%}–{hi:.0%})</span>"]
+    judged = [r for r in records if r.get("dlib_top1") is not None]
+    if judged:
+        chance = {x.key: x.note for x in readings(run)}.get("judge_top1", "")
+        top1 = sum(r["dlib_top1"] for r in judged)
+        parts.append(f"dlib judge: the nearest private face is of the target's class in {top1} of {len(judged)} "
+                     f"final images ({chance})")
+    parts.append("Success is E's and the judge's verdict, never T's confidence.")
+    return "<p>" + "<br>".join(parts) + "</p>"
+
+
 def run_report(run: str | Path, references: bool = False) -> str:
     """The HTML of one run folder (an attack or a peer run, evaluated or not)."""
     run = Path(run)
@@ -132,8 +156,8 @@ def run_report(run: str | Path, references: bool = False) -> str:
     if not evaluated:
         body.append("<p class='bad'>Not evaluated with E: run <code>python -m mia_app evaluate --run "
                     f"{_esc(run)}</code> for the evidence.</p>")
-    body += ["<h2>Results</h2>", _readings_table(readings(run)),
-             "<h2>Reconstructions</h2>", _verdict_cards(run, refs),
+    body += ["<h2>Results</h2>", verdict_headline(run), _readings_table(readings(run)),
+             "<h2>Reconstructions</h2>", verdict_cards(run, refs),
              "<h2>Models</h2>", _provenance_table(run),
              "<h2>Config</h2>", f"<pre>{_esc(json.dumps(cfg, indent=2, default=str))}</pre>"]
     return _page(f"mia_app report: {run_title(run)}", "".join(body))
@@ -164,7 +188,7 @@ def comparison_report(runs: list[str | Path], references: bool = False) -> str:
                                          for d in diff]) if diff else "<p>The configs are identical.</p>"]
     refs = private_references(paths[0]) if references else None
     for n, p in zip(names, paths, strict=True):
-        body += [f"<h2>{_esc(n)}</h2>", _verdict_cards(p, refs), _provenance_table(p)]
+        body += [f"<h2>{_esc(n)}</h2>", verdict_cards(p, refs), _provenance_table(p)]
     return _page("mia_app comparison", "".join(body))
 
 

@@ -5,10 +5,16 @@
   process, with the same live events; ``config`` is ``{"attack": AttackConfig, "peer": PeerConfig}``.
 - ``cli``: a ``python -m mia_app <argv>`` subprocess (evaluation, ablation); its output goes to a log file
   and cancelling terminates it.
+
+An ``attack`` or ``peer`` job whose config carries ``"evaluate": {"eval_model": path}`` (the dashboard adds it
+for runs of a few identities) is judged with E right after the attack, in the same job, so the dashboard can
+show a verdict when it ends. If that evaluation fails the attack's images still stand: the reason goes to
+``evaluation_error.txt`` in the run folder, where the verdict panel shows it.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import subprocess
 import sys
@@ -20,6 +26,8 @@ from mia_app.service.progress import StoreProgress
 from mia_app.service.store import Job, JobStore
 
 KINDS = ("attack", "peer", "cli")
+EVALUATION_ERROR = "evaluation_error.txt"
+log = logging.getLogger("mia_app.worker")
 
 
 class JobStopped(RuntimeError):
@@ -31,13 +39,41 @@ def attack_total_steps(config: dict, n_targets: int) -> int:
     return batches * (config["stage1"]["steps"] + config["stage2"]["steps"])
 
 
+def split_evaluate(config: dict) -> tuple[dict, str | None]:
+    """(the job's config without its ``evaluate`` block, E's path or None); a malformed block is refused."""
+    config = dict(config)
+    block = config.pop("evaluate", None)
+    if block is None:
+        return config, None
+    if not isinstance(block, dict) or set(block) != {"eval_model"} or not isinstance(block["eval_model"], str):
+        raise ValueError(f"a job's evaluate block must be {{'eval_model': path}}, got {block!r}")
+    return config, block["eval_model"]
+
+
+def evaluate_after(job: Job, eval_model: str) -> None:
+    """Judge the finished run with E (the dlib judge when it imports); on failure, say why in the run folder."""
+    from mia_app.evaluation.evaluate import evaluate_run
+
+    note = Path(job.run_dir) / EVALUATION_ERROR
+    try:
+        evaluate_run(job.run_dir, eval_model, judge="auto")
+    except Exception as err:  # the attack's images stand; the verdict panel shows this reason instead
+        note.write_text(f"{type(err).__name__}: {err}\n")
+        log.warning("job %d: evaluation with %s failed: %s", job.id, eval_model, err)
+        return
+    note.unlink(missing_ok=True)
+
+
 def run_attack_job(job: Job, store: JobStore, stopping: Callable[[], bool]) -> None:
     from mia_app.attack.config import AttackConfig
     from mia_app.attack.run import run_attack
 
-    cfg = AttackConfig.model_validate(job.config)  # validated again: the store is a trust boundary
+    config, eval_model = split_evaluate(job.config)
+    cfg = AttackConfig.model_validate(config)  # validated again: the store is a trust boundary
     store.set_total_steps(job.id, attack_total_steps(cfg.model_dump(), len(job.targets)))
     run_attack(cfg, job.targets, job.run_dir, [StoreProgress(store, job.id, Path(job.run_dir), stopping)])
+    if eval_model is not None:
+        evaluate_after(job, eval_model)
 
 
 def peer_total_steps(peer, cfg, n_targets: int) -> int:
@@ -57,10 +93,13 @@ def run_peer_job(job: Job, store: JobStore, stopping: Callable[[], bool]) -> Non
     from mia_app.attack.config import AttackConfig
     from mia_app.peers import parse_peer, run_peer
 
-    cfg = AttackConfig.model_validate(job.config["attack"])  # validated again: the store is a trust boundary
-    peer = parse_peer(dict(job.config["peer"]))
+    config, eval_model = split_evaluate(job.config)
+    cfg = AttackConfig.model_validate(config["attack"])  # validated again: the store is a trust boundary
+    peer = parse_peer(dict(config["peer"]))
     store.set_total_steps(job.id, peer_total_steps(peer, cfg, len(job.targets)))
     run_peer(peer, cfg, job.targets, job.run_dir, [StoreProgress(store, job.id, Path(job.run_dir), stopping)])
+    if eval_model is not None:
+        evaluate_after(job, eval_model)
 
 
 def run_cli_job(job: Job, store: JobStore, stopping: Callable[[], bool]) -> None:
