@@ -243,7 +243,7 @@ def test_method_selector_queues_peer_jobs_validated_by_the_peer_config(tmp_path)
 def test_compare_lists_peer_runs_with_their_method(tmp_path):
     import json
 
-    from mia_app.dashboard.compare_tab import metrics_table
+    from mia_app.dashboard.compare_tab import diff_table, metrics_table
     from mia_app.run_folder import RunFolder
 
     ours, peer = tmp_path / "ours", tmp_path / "ppa"
@@ -253,7 +253,17 @@ def test_compare_lists_peer_runs_with_their_method(tmp_path):
         (folder / "summary.json").write_text(json.dumps({"seconds": 1.0}))
     (peer / "method.json").write_text(json.dumps({"method": "ppa"}))
     header, rows = metrics_table([RunFolder(ours), RunFolder(peer)])
-    assert header == ["metric", "ours", "ppa"] and ["method", "ours (baseline)", "ppa"] in rows
+    assert header == ["metric", "ours", "ppa", "n", "note"] and ["method", "ours (baseline)", "ppa", "", ""] in rows
+    assert ["evaluated with E", "no: press Evaluate", "no: press Evaluate", "", ""] in rows
+    # an evaluated run: every number with its CI and n; the configs' differences in their own table
+    (peer / "metrics.json").write_text(json.dumps({"n_images": 4, "n_identities": 2, "E_acc@1": 0.75,
+                                                   "E_acc@1_ci95": [0.3, 0.95], "knn_dist": 12.0}))
+    (peer / "config.yaml").write_text(tiny_attack_config(tmp_path, seed=3).to_yaml())
+    header, rows = metrics_table([RunFolder(ours), RunFolder(peer)])
+    by_metric = {r[0]: r[1:] for r in rows}
+    assert by_metric["E acc@1 % ↑"][:3] == ["", "75.0 [30.0, 95.0]", "4 images, 2 identities"]
+    diff = diff_table([RunFolder(ours), RunFolder(peer)])
+    assert diff.values.tolist() == [["seed", "0", "3"]]
 
 
 def test_the_scoreboard_is_listed_first(tmp_path):
@@ -326,7 +336,7 @@ def test_the_benchmark_selector_filters_presets_targets_and_evaluation(tmp_path)
         runs.append(RunFolder(tmp_path / name))
     assert [eval_model_for(Ctx, r) for r in runs] == [Ctx.settings.eval_model, "assets/orl/eval.safetensors"]
     headers, rows = metrics_table(runs)
-    assert ["benchmark", "synthid", "orl"] in rows
+    assert ["benchmark", "synthid", "orl", "", ""] in rows
 
 
 def test_scheme_d_shows_raw_log_variances_and_sigma_and_compare_never_overlays_the_total():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import gradio as gr
@@ -13,6 +14,8 @@ from mia_app.dashboard.plots import compare_figure
 from mia_app.dashboard.presets import resolve_local
 from mia_app.dashboard.submission import LaunchError, check_queue, submit_capped
 from mia_app.dashboard.targets import eval_model_for as eval_model_for_benchmark
+from mia_app.evaluation.readout import config_diff, readings
+from mia_app.report.html import comparison_report, short_names, write_report
 from mia_app.run_folder import RunFolder, list_runs
 
 MAX_RUNS = 4
@@ -27,15 +30,31 @@ def runs_for(ctx: DashboardContext, request: gr.Request | None) -> list[RunFolde
 
 
 def metrics_table(runs: list[RunFolder]) -> tuple[list[str], list[list]]:
-    """Rows = metrics, columns = runs; numbers rounded for reading."""
-    per_run = []
-    for r in runs:
-        source, values = r.metrics()
-        per_run.append({"source": source, "benchmark": r.benchmark(), "method": r.method(), "target T": r.target(),
-                        **values})
-    keys = list(dict.fromkeys(k for m in per_run for k in m))
-    fmt = lambda v: round(v, 4) if isinstance(v, float) else v  # noqa: E731
-    return ["metric", *[r.name for r in runs]], [[k, *[fmt(m.get(k, "")) for m in per_run]] for k in keys]
+    """Rows = what made each run, then every metric as ``value [95% CI]`` (``readings``), with its n and note;
+    columns = runs."""
+    names = short_names([r.path for r in runs])
+    rows = [["benchmark", *[r.benchmark() for r in runs], "", ""],
+            ["method", *[r.method() for r in runs], "", ""],
+            ["target T", *[r.target() for r in runs], "", ""],
+            ["evaluated with E", *["yes" if (r.path / "metrics.json").is_file() else "no: press Evaluate"
+                                   for r in runs], "", ""]]
+    per_run = [{x.label + {"higher": " ↑", "lower": " ↓"}.get(x.better, ""): x for x in readings(r.path)}
+               for r in runs]
+    for label in dict.fromkeys(k for m in per_run for k in m):
+        cells = [m[label].text() if label in m else "" for m in per_run]
+        ns = list(dict.fromkeys(m[label].n for m in per_run if label in m and m[label].n))
+        note = next((m[label].note for m in per_run if label in m and m[label].note), "")
+        rows.append([label, *cells, " / ".join(ns), note])
+    return ["metric", *names, "n", "note"], rows
+
+
+def diff_table(runs: list[RunFolder]) -> pd.DataFrame:
+    """The settings whose values differ between the runs' resolved configs (one row each)."""
+    names = short_names([r.path for r in runs])
+    rows = config_diff({n: r.config() for n, r in zip(names, runs, strict=True)})
+    if not rows:
+        return pd.DataFrame([["(the configs are identical)", *[""] * len(names)]], columns=["setting", *names])
+    return pd.DataFrame([[d["setting"], *[str(d[n]) for n in names]] for d in rows], columns=["setting", *names])
 
 
 def eval_model_for(ctx: DashboardContext, run: RunFolder) -> str:
@@ -69,8 +88,9 @@ def queue_evaluations(ctx: DashboardContext, names: list[str] | None, request: g
 
 def build_compare_tab(ctx: DashboardContext, benchmark: gr.components.Component | None = None) -> None:
     """``benchmark``: the Attack tab's benchmark selector; the run list then offers that benchmark's runs."""
-    gr.Markdown("Pick 2–4 finished runs. Metrics come from `metrics.json` once a run is evaluated with E, "
-                "otherwise from `summary.json` (T's confidence only).")
+    gr.Markdown("Pick 2–4 finished runs of one benchmark. Each number is `value [95% CI]` with its n: E acc@k "
+                "with Wilson's interval over images, the distances and dlib top-1 with a bootstrap over identities. "
+                "An unevaluated run shows T's confidence only (not evidence): press Evaluate.")
     with gr.Row():
         chosen = gr.Dropdown(label="Runs", multiselect=True, max_choices=MAX_RUNS, choices=[], scale=4,
                              elem_id="compare-runs")
@@ -82,7 +102,11 @@ def build_compare_tab(ctx: DashboardContext, benchmark: gr.components.Component 
         gr.Markdown(f"Evaluation model `{ctx.settings.eval_model}` not found: train it with "
                     "`python -m mia_app train-classifier --role eval --config configs/classifier/eval.yaml --ship`.")
     message = gr.Markdown(elem_id="compare-message")
-    table = gr.Dataframe(label="Metrics", interactive=False, elem_id="compare-metrics")
+    table = gr.Dataframe(label="Metrics: value [95% CI]", interactive=False, wrap=True, elem_id="compare-metrics")
+    diff = gr.Dataframe(label="What differs in the configs", interactive=False, wrap=True, elem_id="compare-diff")
+    with gr.Row():
+        export_btn = gr.Button("Export an HTML report of the chosen runs", scale=1, elem_id="compare-export")
+        report = gr.File(label="HTML report", interactive=False, scale=2, elem_id="compare-report")
     columns, titles, galleries = [], [], []
     with gr.Row():
         for i in range(MAX_RUNS):
@@ -104,11 +128,11 @@ def build_compare_tab(ctx: DashboardContext, benchmark: gr.components.Component 
         runs = [by_name[n] for n in names if n in by_name]
         if not 2 <= len(runs) <= MAX_RUNS:
             gr.Warning("choose 2 to 4 finished runs")
-            return "⚠️ choose 2 to 4 finished runs", *[gr.skip()] * (2 + 3 * MAX_RUNS)
+            return "⚠️ choose 2 to 4 finished runs", *[gr.skip()] * (3 + 3 * MAX_RUNS)
         if len({r.benchmark() for r in runs}) > 1:  # another benchmark's E, classes and references
             message = "⚠️ these runs attacked different benchmarks: compare runs of one benchmark"
             gr.Warning(message)
-            return message, *[gr.skip()] * (2 + 3 * MAX_RUNS)
+            return message, *[gr.skip()] * (3 + 3 * MAX_RUNS)
         headers, rows = metrics_table(runs)
         updates = []
         for i in range(MAX_RUNS):
@@ -119,7 +143,25 @@ def build_compare_tab(ctx: DashboardContext, benchmark: gr.components.Component 
             else:
                 updates += [gr.Column(visible=False), "", []]
         figure = compare_figure({r.name: r.steps() for r in runs})
-        return f"comparing {len(runs)} runs", pd.DataFrame(rows, columns=headers), figure, *updates
+        return (f"comparing {len(runs)} runs", pd.DataFrame(rows, columns=headers), diff_table(runs), figure,
+                *updates)
+
+    def export(names: list | None, request: gr.Request):
+        by_name = {r.name: r for r in runs_for(ctx, request)}
+        runs = [by_name[n] for n in names or [] if n in by_name]
+        if not 1 <= len(runs) <= MAX_RUNS:
+            gr.Warning("choose 1 to 4 finished runs")
+            return "⚠️ choose 1 to 4 finished runs", None
+        from mia_app.report.html import run_report
+
+        demo = bool(ctx.settings.demo)  # private references in the file only where the page shows them too
+        text = (run_report(runs[0].path, references=demo) if len(runs) == 1
+                else comparison_report([r.path for r in runs], references=demo))
+        stem = "-vs-".join(r.name for r in runs)[:120]
+        # A fresh temporary folder: Gradio serves it for the download (hosted too, where run folders are not
+        # served), and one user's report is never written where another's could be fetched.
+        out = write_report(text, Path(tempfile.mkdtemp(prefix="mia-report-")) / f"report-{stem}.html")
+        return f"HTML report of {len(runs)} run(s) below: download it, open it in a browser, hand it on", str(out)
 
     def evaluate(names: list | None, request: gr.Request):
         try:
@@ -128,7 +170,8 @@ def build_compare_tab(ctx: DashboardContext, benchmark: gr.components.Component 
             gr.Warning(str(err))
             return f"⚠️ {err}"
 
-    outputs = [message, table, curves, *[x for triple in zip(columns, titles, galleries, strict=True) for x in triple]]
+    panels = [x for triple in zip(columns, titles, galleries, strict=True) for x in triple]
+    outputs = [message, table, diff, curves, *panels]
     kind = benchmark if benchmark is not None else gr.State(None)
     refresh_btn.click(refresh, [chosen, kind], [chosen])
     chosen.focus(refresh, [chosen, kind], [chosen])
@@ -136,3 +179,4 @@ def build_compare_tab(ctx: DashboardContext, benchmark: gr.components.Component 
         benchmark.change(refresh, [chosen, kind], [chosen])
     compare_btn.click(compare, [chosen], outputs)
     evaluate_btn.click(evaluate, [chosen], [message])
+    export_btn.click(export, [chosen], [message, report])
