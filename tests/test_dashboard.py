@@ -119,10 +119,27 @@ def test_ablation_folders_are_listed_with_their_table(tmp_path):
     (folder / "table.md").write_text("| scheme | acc |")
     (folder / "gains.png").write_bytes(b"")
     assert list_ablations(tmp_path / "results") == [folder]
-    text, figures = show_ablation(folder)
-    assert text == "| scheme | acc |" and [name for _, name in figures] == ["gains.png"]
+    view = show_ablation(folder)
+    assert view.full == "| scheme | acc |" and list(view.figures) == ["gains.png"]
+    assert "still running" in view.compact.values[0][0]  # no summary.json yet
     (folder / "defenses.md").write_text("# every attack on every target")  # an ablation over several targets
-    assert show_ablation(folder)[0] == "# every attack on every target"
+    assert show_ablation(folder).full == "# every attack on every target"
+
+
+@pytest.mark.parametrize("name", ["ablation-scoreboard", "ablation-defenses"])
+def test_the_ablation_tab_leads_with_a_compact_table_of_the_committed_results(name):
+    """E acc@1, dlib top-1 and KNN with CIs and Δ vs the floor: 8 columns (9 with T) instead of 21."""
+    from mia_app.assets import REPO_ROOT
+
+    view = show_ablation(REPO_ROOT / "results" / name)
+    frame = view.compact
+    assert list(frame.columns)[-6:] == ["E acc@1 % ↑", "Δ E acc@1 vs floor", "dlib top-1 % ↑ (chance 1.0)",
+                                        "Δ dlib top-1 vs floor", "KNN dist ↓", "Δ KNN vs floor"]
+    floor = frame[frame["row"] == "floor"].iloc[0]
+    assert floor["E acc@1 % ↑"] == "84.5 [79.0, 89.0]" and floor["Δ E acc@1 vs floor"] == "—"
+    assert view.figures and all(Path(p).is_file() for p in view.figures.values())
+    if name == "ablation-defenses":
+        assert frame["T"].iloc[0] == "target (none)" and "target-negls (negls)" in set(frame["T"])
 
 
 def test_an_ablation_is_queued_once_per_output_folder(tmp_path):

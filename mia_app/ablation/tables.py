@@ -143,14 +143,16 @@ def plot_acc(summary: dict, path: Path) -> Path:
     return path
 
 
-def _mean_ci(key: str, m: dict) -> str:
+def mean_ci(key: str, m: dict) -> str:
+    """``84.5 [79.0, 89.0]``: a bootstrap mean with its 95% CI, formatted for ``key``."""
     if m["mean"] is None:
         return "n/a"
     lo, hi = m["ci95"]
     return f"{_fmt(key, m['mean'])} [{_fmt(key, lo)}, {_fmt(key, hi)}]"
 
 
-def _delta(key: str, vs: dict | None) -> str:
+def delta_ci(key: str, vs: dict | None) -> str:
+    """``+15.5 [+12.0, +19.2] *``: a paired difference with its 95% CI (``*``: the CI excludes 0)."""
     d = (vs or {}).get(key)
     if d is None:
         return "—"
@@ -182,10 +184,33 @@ def render_scoreboard(summary: dict) -> list[str]:
         spi = e["seconds"].get("per_identity")
         row = [f"**{name}**" if name == floor else name, e.get("method") or "", seeds,
                "/".join(f"{x:g}" for x in e["images_per_identity"]) or "n/a",
-               _mean_ci("acc@1", m["acc@1"]), _delta("acc@1", vs), _fmt("acc@5", m["acc@5"]["mean"]),
-               _fmt("T_acc@1", m["T_acc@1"]["mean"]), _mean_ci("knn_dist", m["knn_dist"]), _delta("knn_dist", vs),
-               _mean_ci("judge_top1", m["judge_top1"]), _delta("judge_top1", vs),
+               mean_ci("acc@1", m["acc@1"]), delta_ci("acc@1", vs), _fmt("acc@5", m["acc@5"]["mean"]),
+               _fmt("T_acc@1", m["T_acc@1"]["mean"]), mean_ci("knn_dist", m["knn_dist"]), delta_ci("knn_dist", vs),
+               mean_ci("judge_top1", m["judge_top1"]), delta_ci("judge_top1", vs),
                _fmt("judge_dist", m["judge_dist"]["mean"]), _fmt("perc_dist", m["perc_dist"]["mean"]),
-               _delta("perc_dist", vs), *fd, "n/a" if spi is None else f"{spi:.2f}"]
+               delta_ci("perc_dist", vs), *fd, "n/a" if spi is None else f"{spi:.2f}"]
         lines.append("| " + " | ".join(row) + " |")
     return lines
+
+
+#: The columns a reader needs first: E, the judge and KNN, each with its Δ against the floor.
+COMPACT = (("acc@1", "E acc@1 % ↑", "Δ E acc@1"), ("judge_top1", "dlib top-1 % ↑", "Δ dlib top-1"),
+           ("knn_dist", "KNN dist ↓", "Δ KNN"))
+
+
+def compact_table(summary: dict) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows): per row its seeds, and E acc@1, dlib top-1 and KNN with CIs and Δ vs the floor (vs our
+    baseline when the ablation has no floor). The full table (every metric) stays in table.md."""
+    ref = "floor" if summary.get("floor") else "baseline"
+    n = summary["n_identities"]
+    head = ["row", "seeds"]
+    for key, label, delta in COMPACT:
+        head += [label + (f" (chance {100 / n:.1f})" if key == "judge_top1" else ""), f"{delta} vs {ref}"]
+    rows = []
+    for name, e in summary["variants"].items():
+        vs = e.get(f"vs_{ref}")
+        row = [name, ",".join(e["cells"]) or "none"]
+        for key, _, _ in COMPACT:
+            row += [mean_ci(key, e["metrics"][key]), delta_ci(key, vs)]
+        rows.append(row)
+    return head, rows

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mia_app.ablation.config import AblationConfig
 from mia_app.ablation.summary import paired_rows
-from mia_app.ablation.tables import _delta, _mean_ci, render_scoreboard
+from mia_app.ablation.tables import delta_ci, mean_ci, render_scoreboard
 
 #: the three judges of success, as (summary key, column title)
 KEY_METRICS = (("acc@1", "E acc@1 %"), ("judge_top1", "dlib top-1 %"), ("knn_dist", "KNN dist"))
@@ -96,9 +96,9 @@ def render_defenses(acfg: AblationConfig, summaries: dict[str, dict], infos: dic
                 if entry is None or entry["metrics"][key].get("mean") is None:
                     cells.append("not run" if entry is None else "n/a")  # n/a: e.g. no dlib judge here
                     continue
-                cell = _mean_ci(key, entry["metrics"][key])
+                cell = mean_ci(key, entry["metrics"][key])
                 if t != first and ref is not None and (vs := paired_rows(entry, ref, acfg)) is not None:
-                    cell += f"<br>Δ {_delta(key, vs)}"
+                    cell += f"<br>Δ {delta_ci(key, vs)}"
                 cells.append(cell)
             lines.append("| " + " | ".join([name, *cells]) + " |")
         lines.append("")

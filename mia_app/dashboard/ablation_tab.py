@@ -5,9 +5,12 @@ the finished cells)."""
 from __future__ import annotations
 
 import importlib.util
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
+import pandas as pd
 
 from mia_app.dashboard.context import DashboardContext
 from mia_app.dashboard.media import gallery_items
@@ -29,12 +32,48 @@ def list_ablations(results: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.name != SCOREBOARD)
 
 
-def show_ablation(folder: Path) -> tuple[str, list[tuple[str, str]]]:
+@dataclass
+class AblationView:
+    compact: pd.DataFrame  # the key columns, one row per (target,) row
+    full: str  # the whole markdown report (every metric), shown on demand
+    figures: dict[str, str]  # caption -> png path
+
+
+def compact_frame(folder: Path) -> pd.DataFrame:
+    """E acc@1, dlib top-1 and KNN with CIs and Δ vs the floor, from ``summary.json``; an ablation over several
+    targets (``target_models``) gets one block per T, named in a first column."""
+    from mia_app.ablation.tables import compact_table
+
+    f = folder / "summary.json"
+    if not f.is_file():
+        return pd.DataFrame([["no summary.json yet (still running?)"]], columns=["row"])
+    summary = json.loads(f.read_text())
+    if "target_models" not in summary:
+        if not summary.get("variants"):
+            return pd.DataFrame([["no cell has finished yet"]], columns=["row"])
+        head, rows = compact_table(summary)
+        return pd.DataFrame(rows, columns=head)
+    frames = []
+    for path, entry in summary["targets"].items():
+        sub = folder / Path(entry["folder"]).name / "summary.json"
+        part = json.loads(sub.read_text()) if sub.is_file() else {}
+        if not part.get("variants"):  # this T's block has not run yet
+            continue
+        head, rows = compact_table(part)
+        info = entry.get("info") or {}
+        label = f"{Path(path).stem} ({info.get('defense', '?')})"
+        frames.append(pd.DataFrame([[label, *r] for r in rows], columns=["T", *head]))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame([["no target has results yet"]],
+                                                                              columns=["T"])
+
+
+def show_ablation(folder: Path) -> AblationView:
     # an ablation over several targets reports in defenses.md (a block per T); a plain one in table.md
     table = next((folder / n for n in ("defenses.md", "table.md") if (folder / n).is_file()), None)
     text = table.read_text() if table is not None else f"`{folder.name}` has no table.md yet (still running?)"
-    figures = [(str(p), p.name) for p in sorted(folder.glob("*.png"))]
-    return text, figures
+    pngs = sorted(folder.glob("*.png")) + sorted(folder.glob("*/acc1.png"))
+    figures = {str(p.relative_to(folder)): str(p) for p in pngs}
+    return AblationView(compact_frame(folder), text, figures)
 
 
 def ablation_configs(folder: Path) -> dict[str, Path]:
@@ -72,8 +111,13 @@ def build_ablation_tab(ctx: DashboardContext, demo: gr.Blocks) -> None:
     with gr.Row():
         chosen = gr.Dropdown(label="Ablation", choices=[], scale=4)
         refresh_btn = gr.Button("↻ Refresh", scale=1)
-    table = gr.Markdown()
-    figures = gr.Gallery(label="Figures", columns=2, height=360, object_fit="contain")
+    compact = gr.Dataframe(label="Key results: value [95% CI]; Δ vs the floor, a paired bootstrap over (seed, "
+                                 "identity) (*: the CI excludes 0)", interactive=False, wrap=True,
+                           elem_id="ablation-compact")
+    with gr.Accordion("Full table: every metric, every difference", open=False):
+        table = gr.Markdown(elem_id="ablation-table")
+    figure_choice = gr.Dropdown(label="Figure", choices=[], elem_id="ablation-figure-choice")
+    figure = gr.Image(show_label=False, interactive=False, elem_id="ablation-figure")
     configs = ablation_configs(ctx.settings.ablations)
     available = ablation_available() and bool(configs) and not ctx.settings.hosted
     with gr.Accordion("Launch an ablation", open=False):
@@ -90,25 +134,39 @@ def build_ablation_tab(ctx: DashboardContext, demo: gr.Blocks) -> None:
             launch = gr.Button("Launch ablation", variant="primary", interactive=available, scale=1)
         message = gr.Markdown()
 
+    def view_outputs(name: str) -> tuple:
+        view = show_ablation(results / name)
+        first = next(iter(view.figures), None)
+        return (gr.update(value=view.compact, visible=True), view.full,
+                gr.update(choices=list(view.figures), value=first, visible=bool(view.figures)),
+                gr.update(value=figure_file(view.figures.get(first)), visible=first is not None))
+
+    def figure_file(path: str | None) -> str | None:
+        if path is None:
+            return None
+        return gallery_items([(path, "")], ctx.settings.hosted)[0][0]  # hosted: a cache copy, never the folder
+
     def refresh(current: str | None):
         folders = list_ablations(results)
         if not folders:
             hidden = gr.update(value=None, choices=[], visible=False)
-            return NO_ABLATIONS, hidden, "", gr.update(value=[], visible=False)
+            return (NO_ABLATIONS, hidden, gr.update(visible=False), "", gr.update(choices=[], visible=False),
+                    gr.update(value=None, visible=False))
         names = [p.name for p in folders]
         name = current if current in names else names[0]
-        text, figs = show_ablation(results / name)
         lead = ("`ablation-scoreboard` compares every attack with the floor (no attack) and PPA on the same "
                 "identities; the scheme ablations below it compare our variants." if SCOREBOARD in names else "")
         return (f"{len(names)} ablation(s) in `{results}`. {lead}",
-                gr.update(choices=names, value=name, visible=True), text,
-                gr.update(value=gallery_items(figs, ctx.settings.hosted), visible=True))
+                gr.update(choices=names, value=name, visible=True), *view_outputs(name))
 
     def select(name: str | None):
         if not name:
-            return "", []
-        text, figs = show_ablation(results / name)
-        return text, gallery_items(figs, ctx.settings.hosted)
+            return gr.update(visible=False), "", gr.update(choices=[]), None
+        return view_outputs(name)
+
+    def pick_figure(name: str | None, caption: str | None):
+        view = show_ablation(results / name) if name else None
+        return figure_file(view.figures.get(caption)) if view and caption else None
 
     def start(name: str | None, request: gr.Request):
         from mia_app.dashboard.submission import LaunchError
@@ -122,6 +180,7 @@ def build_ablation_tab(ctx: DashboardContext, demo: gr.Blocks) -> None:
             gr.Warning(str(err))
             return f"⚠️ {err}"
 
-    gr.on([refresh_btn.click, demo.load], refresh, [chosen], [intro, chosen, table, figures])
-    chosen.select(select, [chosen], [table, figures])
+    gr.on([refresh_btn.click, demo.load], refresh, [chosen], [intro, chosen, compact, table, figure_choice, figure])
+    chosen.select(select, [chosen], [compact, table, figure_choice, figure])
+    figure_choice.select(pick_figure, [chosen, figure_choice], [figure])
     launch.click(start, [config], [message])

@@ -55,7 +55,9 @@ class AttackForm:
     @classmethod
     def from_model(cls, model: type[BaseModel] = AttackConfig) -> AttackForm:
         found = lambda paths: [s for s in (spec_at(model, p) for p in paths) if s is not None]  # noqa: E731
-        weights = [FieldSpec((f"stage{n}", "weights", loss), "float", loss) for n in (1, 2) for loss in KNOWN_LOSSES]
+        # 'reg' penalises the LoRA weights, which exist in stage 2 only: a stage-1 box could only ever be invalid.
+        weights = [FieldSpec((f"stage{n}", "weights", loss), "float", loss) for n in (1, 2) for loss in KNOWN_LOSSES
+                   if not (n == 1 and loss == "reg")]
         toggles, params = scheme_specs(model)
         return cls(found(STEP_PATHS), weights, toggles, params, found(ADVANCED_PATHS))
 

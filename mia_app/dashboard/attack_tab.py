@@ -71,6 +71,10 @@ class AttackTab:
                     self.targets = gr.Textbox("0", label="Target classes", info="e.g. 0 · 0,3,7 · 0-9",
                                               elem_id="targets")
                     self.run_name = gr.Textbox(label="Run name", placeholder="defaults to the preset's name")
+                # Launch and its status stay in view (sticky) however far down the form the user scrolls.
+                with gr.Group(elem_id="launch-bar"):
+                    self.launch = gr.Button("Launch", variant="primary", elem_id="launch")
+                    self.status = gr.Markdown(elem_id="launch-status")
                 self.method = gr.Radio(list(METHOD_LABELS), value=next(iter(METHOD_LABELS)), label="Method",
                                        info="our attack, or a peer on the same T and identities (for Compare)",
                                        elem_id="method")
@@ -88,8 +92,6 @@ class AttackTab:
                     elem_id="target-model")
                 self.upload = gr.File(label="Custom target classifier T (optional, .safetensors only)",
                                       type="filepath", height=90, elem_id="upload")
-                self.launch = gr.Button("Launch", variant="primary", elem_id="launch")
-                self.status = gr.Markdown(elem_id="launch-status")
             with gr.Column(scale=3, min_width=480):
                 self.live = build_live_panel(self.ctx)
 

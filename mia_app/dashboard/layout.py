@@ -13,6 +13,8 @@ from mia_app.dashboard.jobs_tab import build_jobs_tab
 CSS = """
 .pixelated img { image-rendering: pixelated; }
 #progress progress { height: 12px; }
+#launch-bar { position: sticky; top: 0; z-index: 20; background: var(--background-fill-primary);
+              box-shadow: 0 2px 4px rgba(0, 0, 0, 0.08); }
 #verdict .faces { display: flex; flex-wrap: wrap; gap: 10px; }
 #verdict .card { border: 1px solid #d0d7de; border-radius: 6px; padding: 6px; max-width: 330px; font-size: 0.85em; }
 #verdict img.face { image-rendering: pixelated; width: 96px; height: 96px; border: 1px solid #d0d7de; }
