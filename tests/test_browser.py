@@ -7,6 +7,7 @@ preset (tests/helpers.py) offered through MIA_PRESETS_DIR. Screenshots go to tes
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -53,10 +54,29 @@ def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90)
     raise AssertionError(f"app not up after {timeout}s:\n{log.read_text()[-3000:]}")
 
 
+def _tiny_eval(tmp_path: Path) -> Path:
+    """A 4-class E for the tiny benchmark, so runs are judged as they end (the shipped E has 100 classes)."""
+    import torch
+
+    from mia_app.models.classifiers import build_classifier, save_classifier
+
+    torch.manual_seed(1)
+    path = tmp_path / "eval.safetensors"
+    save_classifier(build_classifier("resnet", 4, 8), path,
+                    {"role": "eval", "arch": "resnet", "width": 8, "n_classes": 4, "resolution": 32,
+                     "benchmark": "tiny", "benchmark_sha256": "-"})
+    return path
+
+
 @contextmanager
-def _running_app(tmp_path: Path, **extra_env: str):
+def _running_app(tmp_path: Path, with_ablation: bool = False, **extra_env: str):
     presets = tmp_path / "presets"
     presets.mkdir()
+    if with_ablation:  # the committed scoreboard's tables and figure, as the Ablation tab finds them
+        board = tmp_path / "results" / "ablation-scoreboard"
+        board.mkdir(parents=True)
+        for name in ("summary.json", "table.md", "acc1.png"):
+            shutil.copy(REPO / "results" / "ablation-scoreboard" / name, board / name)
     cfg = tiny_attack_config(tmp_path, stage1={"steps": 6, "lr": 0.05, "image_every": 2,
                                                "weights": {"prior": 0.3, "id": 1.0, "perc": 0.5, "cls": 1.0}})
     (presets / "tiny.yaml").write_text(cfg.to_yaml())
@@ -66,6 +86,7 @@ def _running_app(tmp_path: Path, **extra_env: str):
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "MIA_PRESETS_DIR": str(presets),
            "MIA_DEFAULT_PRESET": "tiny", "MIA_RUNS_DIR": str(tmp_path / "runs"),
            "MIA_RESULTS_DIR": str(tmp_path / "results"), "MIA_PORT": str(port), "MIA_THREADS": "1",
+           "MIA_EVAL_MODEL": str(_tiny_eval(tmp_path)),
            "OMP_NUM_THREADS": "1", **extra_env}
     log = tmp_path / "app.log"
     with open(log, "w") as out:
@@ -91,7 +112,7 @@ def _running_app(tmp_path: Path, **extra_env: str):
 
 @pytest.fixture
 def app_url(tmp_path):
-    with _running_app(tmp_path) as url:
+    with _running_app(tmp_path, with_ablation=True) as url:
         yield url
 
 
@@ -99,6 +120,16 @@ def app_url(tmp_path):
 def hosted_url(tmp_path):
     with _running_app(tmp_path, MIA_AUTH="ann:secret", MIA_MAX_STEPS="50") as url:
         yield url, tmp_path / "runs"
+
+
+# The elements under a selector that scroll inside their own box (content larger than the box, overflow auto).
+SCROLLS_INSIDE = """sel => Array.from(document.querySelectorAll(sel + ' *')).filter(e => {
+    const cs = getComputedStyle(e);
+    const scrolls = v => v === 'auto' || v === 'scroll';
+    return (scrolls(cs.overflowY) && e.scrollHeight > e.clientHeight + 2)
+        || (scrolls(cs.overflowX) && e.scrollWidth > e.clientWidth + 2);
+}).map(e => e.className.toString().slice(0, 40) + ' ' + e.scrollWidth + 'x' + e.scrollHeight + ' in '
+        + e.clientWidth + 'x' + e.clientHeight)"""
 
 
 def _launch_and_wait(page, job_no: int, shot: str) -> float:
@@ -143,8 +174,22 @@ def test_launch_watch_and_compare_in_the_browser(app_url):
         assert "greater than or equal to 0" in page.inner_text("#launch-status")
         steps.fill("6")
 
+        # Launch stays in view at the bottom of the long form (a sticky bar)
+        page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+        page.wait_for_timeout(300)
+        box = page.locator("#launch").bounding_box()
+        assert box is not None and 0 <= box["y"] <= 1300 - box["height"], box
+        page.evaluate("window.scrollTo(0, 0)")
+
         first_image_s = _launch_and_wait(page, 1, "attack-1")
         print(f"\nLaunch -> first image: {first_image_s:.1f}s (includes worker start-up)")
+        # The verdict: E judged the run as it ended; each final image beside the private references
+        page.wait_for_selector("#verdict :text('E recognises the target in')", timeout=30_000)
+        verdict = page.inner_text("#verdict")
+        assert "E top-5:" in verdict and ("1 of 1" in verdict or "0 of 1" in verdict)
+        assert page.locator("#verdict img.ref").count() == 2 and page.locator("#verdict img.face").count() == 3
+        assert not page.locator("#cancel-watched").is_enabled()  # nothing to cancel once it ended
+        page.locator("#verdict").screenshot(path=str(ARTIFACTS / "verdict.png"))
         assert page.locator("#loss-plot .scatterlayer .trace").count() >= 4  # L_* terms and the total
         assert page.locator("#conf-plot .scatterlayer .trace").count() == 1
         assert "scheme D is off" in page.inner_text("#weights-plot")
@@ -181,15 +226,29 @@ def test_launch_watch_and_compare_in_the_browser(app_url):
         page.wait_for_selector("#compare-gallery-1 img", timeout=30_000)
         page.wait_for_selector("#compare-curves .scatterlayer .trace", timeout=30_000)
         metrics = page.inner_text("#compare-metrics")
-        assert "target_conf_mean" in metrics and "D" in metrics and "ppa" in metrics
+        assert "E acc@1 %" in metrics and "[" in metrics and "D" in metrics and "ppa" in metrics
+        assert "evaluated with E" in metrics and "no: press Evaluate" not in metrics
+        assert "schemes.D" in page.inner_text("#compare-diff")  # what differs between the runs' configs
+        assert page.evaluate(SCROLLS_INSIDE, "#compare-metrics") == []
         page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
+        page.click("#compare-export")
+        page.wait_for_selector("#compare-report :text('report-job-000001-tiny')", timeout=30_000)
 
+        # The Ablation tab: the compact table and the figure show at once, no scrolling inside a box
         page.get_by_role("tab", name="Ablation").click()
-        page.wait_for_selector("#ablation-intro:has-text('No ablations yet')", timeout=15_000)
+        page.wait_for_selector("#ablation-compact :text('floor')", timeout=15_000)
+        compact = page.inner_text("#ablation-compact")
+        assert "84.5 [79.0, 89.0]" in compact and "Δ E acc@1 vs floor" in compact
+        page.wait_for_function("() => { const i = document.querySelector('#ablation-figure img');"
+                               " return i && i.complete && i.naturalWidth > 0 && i.getBoundingClientRect().height"
+                               " > 200; }", timeout=15_000)
+        assert page.evaluate(SCROLLS_INSIDE, "#ablation-compact") == []  # every row and column in view
+        page.screenshot(path=str(ARTIFACTS / "ablation.png"), full_page=True)
 
         page.get_by_role("tab", name="Jobs").click()
         page.wait_for_selector("#jobs-table:has-text('tiny-D')", timeout=15_000)
         assert page.inner_text("#jobs-table").count("done") >= 3
+        assert "T target · D" in page.inner_text("#jobs-table")  # the settings column
         assert "heartbeat" in page.inner_text("#worker-status")
         page.screenshot(path=str(ARTIFACTS / "jobs.png"), full_page=True)
 

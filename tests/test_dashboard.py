@@ -373,3 +373,22 @@ def test_scheme_d_shows_raw_log_variances_and_sigma_and_compare_never_overlays_t
     cmp = compare_figure({"a": records, "b": records})
     assert len(cmp.data) == 2 * len(COMPARE_KEYS) and "total" not in COMPARE_KEYS
     assert [a.text for a in cmp.layout.annotations] == ["L_cls", "L_id", "L_prior", "T confidence"]
+
+
+def test_jobs_say_what_they_run_and_unnamed_jobs_are_named_after_their_schemes(tmp_path):
+    from mia_app.dashboard.jobs_tab import HEADERS, job_row, job_settings
+
+    store, launch = _launch(tmp_path)
+    form = AttackForm.from_model()
+    cfg = tiny_attack_config(tmp_path)
+    values = form.values_from(cfg)
+    values[[s.path for s in form.specs].index(("schemes", "D"))] = True
+    job = launch(values)
+    assert job.name == "tiny-D" and job.run_dir.endswith("-tiny-D")
+    assert job_settings(job) == "T target · D · 2+2 steps · seed 0"
+    assert dict(zip(HEADERS, job_row(job, 0.0), strict=True))["settings"] == job_settings(job)
+    peer = store.submit("peer", "ppa", {"attack": cfg.model_dump(mode="json"),
+                                        "peer": {"kind": "ppa", "steps": 4, "search_space": 32}}, [0])
+    assert job_settings(peer) == "T target · ppa · steps 4 · search_space 32 · seed 0"
+    cli = store.submit("cli", "ablation-x", {"argv": ["ablate", "--config", "x.yaml"]}, [])
+    assert job_settings(cli) == "ablate --config x.yaml"

@@ -113,7 +113,7 @@ def build_ablation_tab(ctx: DashboardContext, demo: gr.Blocks) -> None:
         refresh_btn = gr.Button("↻ Refresh", scale=1)
     compact = gr.Dataframe(label="Key results: value [95% CI]; Δ vs the floor, a paired bootstrap over (seed, "
                                  "identity) (*: the CI excludes 0)", interactive=False, wrap=True,
-                           elem_id="ablation-compact")
+                           max_height=2000, elem_id="ablation-compact")  # widths: in view_outputs
     with gr.Accordion("Full table: every metric, every difference", open=False):
         table = gr.Markdown(elem_id="ablation-table")
     figure_choice = gr.Dropdown(label="Figure", choices=[], elem_id="ablation-figure-choice")
@@ -137,7 +137,9 @@ def build_ablation_tab(ctx: DashboardContext, demo: gr.Blocks) -> None:
     def view_outputs(name: str) -> tuple:
         view = show_ablation(results / name)
         first = next(iter(view.figures), None)
-        return (gr.update(value=view.compact, visible=True), view.full,
+        n = len(view.compact.columns)  # the row names get more room than the numbers; nothing scrolls sideways
+        widths = ["13%", *[f"{87 / (n - 1):.1f}%"] * (n - 1)] if n > 1 else None
+        return (gr.update(value=view.compact, visible=True, column_widths=widths), view.full,
                 gr.update(choices=list(view.figures), value=first, visible=bool(view.figures)),
                 gr.update(value=figure_file(view.figures.get(first)), visible=first is not None))
 

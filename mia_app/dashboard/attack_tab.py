@@ -206,7 +206,10 @@ class AttackTab:
         targets = [("the preset's T", "")] + shipped_targets(kind)
         return gr.update(choices=names, value=value), gr.update(choices=targets, value="")
 
-    def on_preset(self, name: str | None, targets_text: str | None = None):
+    def on_preset(self, name: str | None, targets_text: str | None = None,
+                  progress: gr.Progress = gr.Progress(track_tqdm=True)):  # noqa: B008 (Gradio's idiom)
+        # track_tqdm: the first load of a benchmark generates it (~40 s for SynthID on 2 cores); its tqdm bars
+        # then show as a progress bar on the form instead of a bare spinner.
         presets = self.ctx.presets()
         if not name or name not in presets:
             msg = f"No attack presets in `{self.ctx.settings.presets}`: add a YAML AttackConfig there."

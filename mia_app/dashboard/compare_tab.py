@@ -102,11 +102,15 @@ def build_compare_tab(ctx: DashboardContext, benchmark: gr.components.Component 
         gr.Markdown(f"Evaluation model `{ctx.settings.eval_model}` not found: train it with "
                     "`python -m mia_app train-classifier --role eval --config configs/classifier/eval.yaml --ship`.")
     message = gr.Markdown(elem_id="compare-message")
-    table = gr.Dataframe(label="Metrics: value [95% CI]", interactive=False, wrap=True, elem_id="compare-metrics")
-    diff = gr.Dataframe(label="What differs in the configs", interactive=False, wrap=True, elem_id="compare-diff")
+    # max_height: every row in view, no scrolling inside the box
+    table = gr.Dataframe(label="Metrics: value [95% CI]", interactive=False, wrap=True, max_height=2000,
+                         elem_id="compare-metrics")
+    notes = gr.Markdown(elem_id="compare-notes")
+    diff = gr.Dataframe(label="What differs in the configs", interactive=False, wrap=True, max_height=2000,
+                        elem_id="compare-diff")
     with gr.Row():
         export_btn = gr.Button("Export an HTML report of the chosen runs", scale=1, elem_id="compare-export")
-        report = gr.File(label="HTML report", interactive=False, scale=2, elem_id="compare-report")
+        report = gr.File(label="HTML report", interactive=False, scale=2, height=70, elem_id="compare-report")
     columns, titles, galleries = [], [], []
     with gr.Row():
         for i in range(MAX_RUNS):
@@ -128,23 +132,28 @@ def build_compare_tab(ctx: DashboardContext, benchmark: gr.components.Component 
         runs = [by_name[n] for n in names if n in by_name]
         if not 2 <= len(runs) <= MAX_RUNS:
             gr.Warning("choose 2 to 4 finished runs")
-            return "⚠️ choose 2 to 4 finished runs", *[gr.skip()] * (3 + 3 * MAX_RUNS)
+            return "⚠️ choose 2 to 4 finished runs", *[gr.skip()] * (4 + 3 * MAX_RUNS)
         if len({r.benchmark() for r in runs}) > 1:  # another benchmark's E, classes and references
             message = "⚠️ these runs attacked different benchmarks: compare runs of one benchmark"
             gr.Warning(message)
-            return message, *[gr.skip()] * (3 + 3 * MAX_RUNS)
+            return message, *[gr.skip()] * (4 + 3 * MAX_RUNS)
         headers, rows = metrics_table(runs)
         updates = []
         for i in range(MAX_RUNS):
             if i < len(runs):
                 r = runs[i]
-                updates += [gr.Column(visible=True), f"**{r.name}** · {'+'.join(r.active_schemes()) or 'baseline'}",
+                updates += [gr.Column(visible=True), f"**{r.name}** · {r.method()}",
                             gallery_items(r.final_images(), ctx.settings.hosted, r.path)]
             else:
                 updates += [gr.Column(visible=False), "", []]
         figure = compare_figure({r.name: r.steps() for r in runs})
-        return (f"comparing {len(runs)} runs", pd.DataFrame(rows, columns=headers), diff_table(runs), figure,
-                *updates)
+        # the notes go under the table, so that the table itself fits the page
+        notes = "  \n".join(f"**{r[0]}**: {r[-1]}" for r in rows if r[-1])
+        # fixed shares of the width, cells wrapping inside them: the table never scrolls sideways
+        widths = ["24%", *[f"{60 / len(runs):.0f}%"] * len(runs), "16%"]
+        frame = gr.update(value=pd.DataFrame([r[:-1] for r in rows], columns=headers[:-1]), column_widths=widths)
+        return (f"comparing {len(runs)} runs", frame, notes,
+                diff_table(runs), figure, *updates)
 
     def export(names: list | None, request: gr.Request):
         by_name = {r.name: r for r in runs_for(ctx, request)}
@@ -171,7 +180,7 @@ def build_compare_tab(ctx: DashboardContext, benchmark: gr.components.Component 
             return f"⚠️ {err}"
 
     panels = [x for triple in zip(columns, titles, galleries, strict=True) for x in triple]
-    outputs = [message, table, diff, curves, *panels]
+    outputs = [message, table, notes, diff, curves, *panels]
     kind = benchmark if benchmark is not None else gr.State(None)
     refresh_btn.click(refresh, [chosen, kind], [chosen])
     chosen.focus(refresh, [chosen, kind], [chosen])

@@ -13,7 +13,30 @@ from mia_app.dashboard.live_panel import job_choices
 from mia_app.dashboard.media import purge_served
 from mia_app.service.store import ACTIVE, Job
 
-HEADERS = ["id", "kind", "name", "status", "targets", "progress", "created", "duration", "error", "run folder"]
+HEADERS = ["id", "kind", "name", "status", "targets", "settings", "progress", "created", "duration", "error",
+           "run folder"]
+
+
+def _ours_settings(a: dict) -> str:
+    schemes = "+".join(k for k in ("B3", "A", "C", "D") if (a.get("schemes") or {}).get(k)) or "baseline"
+    steps = f"{(a.get('stage1') or {}).get('steps', '?')}+{(a.get('stage2') or {}).get('steps', '?')} steps"
+    return f"{schemes} · {steps}"
+
+
+def job_settings(job: Job) -> str:
+    """What tells two jobs apart at a glance: T, the method and its main knobs, the seed."""
+    config = job.config
+    if job.kind == "cli":
+        return " ".join(str(a) for a in config.get("argv", []))[:80]
+    attack = config.get("attack", config)
+    target = Path(str(attack.get("target", "?"))).stem
+    if job.kind == "peer":
+        peer = config.get("peer") or {}
+        knobs = [f"{k} {peer[k]}" for k in ("steps", "max_iter", "search_space", "loss") if k in peer]
+        method = " · ".join([str(peer.get("kind", "peer")), *knobs])
+    else:
+        method = _ours_settings(attack)
+    return f"T {target} · {method} · seed {attack.get('seed', '?')}"
 
 
 def job_row(job: Job, now: float) -> list:
@@ -23,8 +46,8 @@ def job_row(job: Job, now: float) -> list:
     targets = ",".join(map(str, job.targets[:8])) + ("…" if len(job.targets) > 8 else "")
     folder = Path(job.run_dir) if job.run_dir else None
     where = f"{folder.parent.name}/{folder.name}" if folder else ""  # full paths are in the store; this fits
-    return [job.id, job.kind, job.name, job.status, targets, progress, created, duration, (job.error or "")[:120],
-            where]
+    return [job.id, job.kind, job.name, job.status, targets, job_settings(job), progress, created, duration,
+            (job.error or "")[:120], where]
 
 
 def build_jobs_tab(ctx: DashboardContext, watch: gr.Dropdown, tabs: gr.Tabs) -> None:
@@ -33,7 +56,7 @@ def build_jobs_tab(ctx: DashboardContext, watch: gr.Dropdown, tabs: gr.Tabs) -> 
     with gr.Row():
         chosen = gr.Dropdown(label="Job", choices=[], value=None, scale=3, elem_id="job-select")
         watch_btn = gr.Button("Watch in Attack tab", scale=1)
-        cancel_btn = gr.Button("Cancel", variant="stop", scale=1)
+        cancel_btn = gr.Button("Cancel", variant="stop", scale=1, interactive=False, elem_id="jobs-cancel")
         retry_btn = gr.Button("Retry", scale=1, elem_id="retry")
         delete_btn = gr.Button("Delete (job + its run folder)", scale=1)
     message = gr.Markdown()
@@ -103,10 +126,20 @@ def build_jobs_tab(ctx: DashboardContext, watch: gr.Dropdown, tabs: gr.Tabs) -> 
         return gr.update(choices=job_choices(ctx.visible_jobs(request, limit=50)), value=job.id), \
             gr.Tabs(selected="attack")
 
+    def cancellable(job_id: int | None, request: gr.Request):
+        """Cancel is offered only for a queued or running job of yours."""
+        try:
+            job = ctx.store.get(int(job_id)) if job_id is not None else None
+        except KeyError:
+            job = None
+        ok = job is not None and ctx.owns(request, job) and job.status in ACTIVE
+        return gr.update(interactive=ok)
+
     outputs = [worker, table, chosen, ids_seen]
     timer.tick(refresh, [chosen, ids_seen], outputs, show_progress="hidden")
     gr.on([tabs.select], refresh, [chosen, gr.State(None)], outputs, show_progress="hidden")
     cancel_btn.click(cancel, [chosen], [message])
+    gr.on([chosen.change, timer.tick], cancellable, [chosen], [cancel_btn], show_progress="hidden")
     retry_btn.click(retry, [chosen], [message])
     delete_btn.click(delete, [chosen], [message, chosen])
     watch_btn.click(show, [chosen], [watch, tabs])

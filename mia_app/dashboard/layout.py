@@ -13,8 +13,12 @@ from mia_app.dashboard.jobs_tab import build_jobs_tab
 CSS = """
 .pixelated img { image-rendering: pixelated; }
 #progress progress { height: 12px; }
+/* Gradio's container is overflow: hidden, which makes it the scroll container of any sticky child and so
+   stops stickiness; clip cuts the same overflow without being one. */
+.gradio-container { overflow: clip !important; }
 #launch-bar { position: sticky; top: 0; z-index: 20; background: var(--background-fill-primary);
               box-shadow: 0 2px 4px rgba(0, 0, 0, 0.08); }
+#ablation-compact table, #compare-metrics table { font-size: 0.82em; }
 #verdict .faces { display: flex; flex-wrap: wrap; gap: 10px; }
 #verdict .card { border: 1px solid #d0d7de; border-radius: 6px; padding: 6px; max-width: 330px; font-size: 0.85em; }
 #verdict img.face { image-rendering: pixelated; width: 96px; height: 96px; border: 1px solid #d0d7de; }

@@ -110,7 +110,7 @@ class DashboardSettings(StrictModel):
                  "users_file": "MIA_USERS", "max_steps": "MIA_MAX_STEPS", "max_candidates": "MIA_MAX_CANDIDATES",
                  "max_targets": "MIA_MAX_TARGETS", "max_queued": "MIA_MAX_QUEUED", "max_compute": "MIA_MAX_COMPUTE",
                  "demo": "MIA_DEMO", "start_worker": "MIA_START_WORKER", "host": "MIA_HOST", "port": "MIA_PORT",
-                 "auto_evaluate": "MIA_AUTO_EVALUATE"}
+                 "auto_evaluate": "MIA_AUTO_EVALUATE", "eval_model": "MIA_EVAL_MODEL"}
         values = {field: env[var] for field, var in names.items() if env.get(var, "") != ""}
         # The job store and run folders default to runs/ next to each other unless set separately.
         if "db" not in values and "runs" in values:

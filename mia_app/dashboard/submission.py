@@ -152,6 +152,9 @@ def prepare_attack(store: JobStore, settings: DashboardSettings, form: AttackFor
         data = form.build(preset, values, (run_name or "").strip() or None)
     except ValueError as err:
         raise LaunchError(str(err)) from err
+    if not (run_name or "").strip():  # an unnamed job says what it runs, not only which preset it came from
+        on = [k for k in ("B3", "A", "C", "D") if (data.get("schemes") or {}).get(k)]
+        data["name"] = f"{preset.name}-{'+'.join(on)}" if on else preset.name
     targets = targets_from(targets_text, n_classes, settings.max_targets)
     if (target := store_upload(upload, settings.runs / "uploads", n_classes)) is not None:
         data["target"] = target
