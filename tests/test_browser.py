@@ -244,6 +244,8 @@ def test_launch_watch_and_compare_in_the_browser(app_url):
                                " > 200; }", timeout=15_000)
         assert page.evaluate(SCROLLS_INSIDE, "#ablation-compact") == []  # every row and column in view
         page.screenshot(path=str(ARTIFACTS / "ablation.png"), full_page=True)
+        page.click("#ablation-export")
+        page.wait_for_selector("#ablation-report :text('report-ablation-scoreboard')", timeout=30_000)
 
         page.get_by_role("tab", name="Jobs").click()
         page.wait_for_selector("#jobs-table:has-text('tiny-D')", timeout=15_000)

@@ -116,6 +116,9 @@ def build_ablation_tab(ctx: DashboardContext, demo: gr.Blocks) -> None:
                            max_height=2000, elem_id="ablation-compact")  # widths: in view_outputs
     with gr.Accordion("Full table: every metric, every difference", open=False):
         table = gr.Markdown(elem_id="ablation-table")
+    with gr.Row():
+        export_btn = gr.Button("Export this ablation as an HTML report", scale=1, elem_id="ablation-export")
+        report = gr.File(label="HTML report", interactive=False, height=70, scale=2, elem_id="ablation-report")
     figure_choice = gr.Dropdown(label="Figure", choices=[], elem_id="ablation-figure-choice")
     figure = gr.Image(show_label=False, interactive=False, elem_id="ablation-figure")
     configs = ablation_configs(ctx.settings.ablations)
@@ -182,6 +185,22 @@ def build_ablation_tab(ctx: DashboardContext, demo: gr.Blocks) -> None:
             gr.Warning(str(err))
             return f"⚠️ {err}"
 
+    def export(name: str | None):
+        import tempfile
+
+        from mia_app.report.html import ablation_report, write_report
+
+        if not name:
+            gr.Warning("choose an ablation first")
+            return None
+        try:
+            text = ablation_report(results / name)
+        except FileNotFoundError as err:
+            gr.Warning(str(err))
+            return None
+        return str(write_report(text, Path(tempfile.mkdtemp(prefix="mia-report-")) / f"report-{name}.html"))
+
+    export_btn.click(export, [chosen], [report])
     gr.on([refresh_btn.click, demo.load], refresh, [chosen], [intro, chosen, compact, table, figure_choice, figure])
     chosen.select(select, [chosen], [compact, table, figure_choice, figure])
     figure_choice.select(pick_figure, [chosen, figure_choice], [figure])
