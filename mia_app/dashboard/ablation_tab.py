@@ -194,7 +194,7 @@ def build_ablation_tab(ctx: DashboardContext, demo: gr.Blocks) -> None:
             gr.Warning("choose an ablation first")
             return None
         try:
-            text = ablation_report(results / name)
+            text = ctx.redact(ablation_report(results / name))  # hosted: no server paths in the file
         except FileNotFoundError as err:
             gr.Warning(str(err))
             return None

@@ -164,8 +164,8 @@ def build_compare_tab(ctx: DashboardContext, benchmark: gr.components.Component 
         from mia_app.report.html import run_report
 
         demo = bool(ctx.settings.demo)  # private references in the file only where the page shows them too
-        text = (run_report(runs[0].path, references=demo) if len(runs) == 1
-                else comparison_report([r.path for r in runs], references=demo))
+        text = ctx.redact(run_report(runs[0].path, references=demo) if len(runs) == 1  # hosted: no server paths
+                          else comparison_report([r.path for r in runs], references=demo))
         stem = "-vs-".join(r.name for r in runs)[:120]
         # A fresh temporary folder: Gradio serves it for the download (hosted too, where run folders are not
         # served), and one user's report is never written where another's could be fetched.
