@@ -198,6 +198,9 @@ def test_a_small_job_is_judged_with_e_when_it_ends_and_the_verdict_panel_shows_i
     assert [r["class"] for r in per_image] == [0, 2] and (run / "metrics.json").is_file()
     html = verdict_html(store.get(job.id), demo=True, auto_evaluate=10)
     assert "E recognises the target in" in html and "E top-5:" in html
+    # the no-attack floor on the same identities, judged beside it
+    floor = json.loads((run / "floor" / "per_image.json").read_text())
+    assert [r["class"] for r in floor] == [0, 2] and "No attack (the public images T ranks highest" in html
     assert html.count("private reference of class") >= 2  # demo mode: the references beside each image
     assert "private reference" not in verdict_html(store.get(job.id), demo=False, auto_evaluate=10)
 

@@ -139,6 +139,13 @@ def verdict_headline(run: str | Path) -> str:
         top1 = sum(r["dlib_top1"] for r in judged)
         parts.append(f"dlib judge: the nearest private face is of the target's class in {top1} of {len(judged)} "
                      f"final images ({chance})")
+    floor = RunFolder(run / "floor").per_image() if (run / "floor").is_dir() else []
+    if floor:
+        k0, n0 = sum(r["E_recognises"] for r in floor), len(floor)
+        lo0, hi0 = wilson_interval(k0, n0)
+        parts.append(f"No attack (the public images T ranks highest, same identities): E recognises the target in "
+                     f"{k0} of {n0} ({k0 / n0:.0%}, 95% CI {lo0:.0%}–{hi0:.0%}). The attack is worth running "
+                     "only where it beats this.")
     parts.append("Success is E's and the judge's verdict, never T's confidence.")
     return "<p>" + "<br>".join(parts) + "</p>"
 

@@ -8,8 +8,10 @@
 
 An ``attack`` or ``peer`` job whose config carries ``"evaluate": {"eval_model": path}`` (the dashboard adds it
 for runs of a few identities) is judged with E right after the attack, in the same job, so the dashboard can
-show a verdict when it ends. If that evaluation fails the attack's images still stand: the reason goes to
-``evaluation_error.txt`` in the run folder, where the verdict panel shows it.
+show a verdict when it ends. Beside it, in ``<run>/floor/``, the no-attack floor on the same identities (the
+public images T ranks highest, ~1 s per identity) is judged too: a verdict without what a user would get
+without attacking is not a result. If the evaluation fails the attack's images still stand: the reason goes
+to ``evaluation_error.txt`` in the run folder, where the verdict panel shows it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from mia_app.service.store import Job, JobStore
 
 KINDS = ("attack", "peer", "cli")
 EVALUATION_ERROR = "evaluation_error.txt"
+FLOOR_DIR = "floor"  # the no-attack floor on the same identities, judged beside an auto-evaluated run
+FLOOR = {"kind": "selection_only", "name": "floor", "source": "public", "candidates": 4}
 log = logging.getLogger("mia_app.worker")
 
 
@@ -50,13 +54,20 @@ def split_evaluate(config: dict) -> tuple[dict, str | None]:
     return config, block["eval_model"]
 
 
-def evaluate_after(job: Job, eval_model: str) -> None:
-    """Judge the finished run with E (the dlib judge when it imports); on failure, say why in the run folder."""
+def evaluate_after(job: Job, eval_model: str, cfg=None) -> None:
+    """Judge the finished run with E (the dlib judge when it imports) and, given the run's ``AttackConfig``, the
+    no-attack floor on the same identities beside it; on failure, say why in the run folder."""
     from mia_app.evaluation.evaluate import evaluate_run
 
     note = Path(job.run_dir) / EVALUATION_ERROR
     try:
         evaluate_run(job.run_dir, eval_model, judge="auto")
+        if cfg is not None:
+            from mia_app.peers import run_peer
+
+            floor = Path(job.run_dir) / FLOOR_DIR
+            run_peer(FLOOR, cfg, job.targets, floor)
+            evaluate_run(floor, eval_model, judge="auto")
     except Exception as err:  # the attack's images stand; the verdict panel shows this reason instead
         note.write_text(f"{type(err).__name__}: {err}\n")
         log.warning("job %d: evaluation with %s failed: %s", job.id, eval_model, err)
@@ -73,7 +84,7 @@ def run_attack_job(job: Job, store: JobStore, stopping: Callable[[], bool]) -> N
     store.set_total_steps(job.id, attack_total_steps(cfg.model_dump(), len(job.targets)))
     run_attack(cfg, job.targets, job.run_dir, [StoreProgress(store, job.id, Path(job.run_dir), stopping)])
     if eval_model is not None:
-        evaluate_after(job, eval_model)
+        evaluate_after(job, eval_model, cfg)
 
 
 def peer_total_steps(peer, cfg, n_targets: int) -> int:
@@ -98,8 +109,8 @@ def run_peer_job(job: Job, store: JobStore, stopping: Callable[[], bool]) -> Non
     peer = parse_peer(dict(config["peer"]))
     store.set_total_steps(job.id, peer_total_steps(peer, cfg, len(job.targets)))
     run_peer(peer, cfg, job.targets, job.run_dir, [StoreProgress(store, job.id, Path(job.run_dir), stopping)])
-    if eval_model is not None:
-        evaluate_after(job, eval_model)
+    if eval_model is not None:  # the floor is a peer's own baseline too, unless the peer is the floor
+        evaluate_after(job, eval_model, None if peer.kind == "selection_only" else cfg)
 
 
 def run_cli_job(job: Job, store: JobStore, stopping: Callable[[], bool]) -> None:
