@@ -91,13 +91,7 @@ class RunFolder:
 
     def per_image(self) -> list[dict[str, Any]]:
         """``per_image.json`` (E's top-5, the dlib judge, per final image) once evaluated, else []."""
-        f = self.path / "per_image.json"
-        if not f.is_file():
-            return []
-        try:
-            return json.loads(f.read_text())
-        except json.JSONDecodeError:  # caught mid-write: the next read has it
-            return []
+        return self._json_list("per_image.json")
 
     def steps(self) -> list[dict[str, Any]]:
         """metrics.jsonl: one StepEvent dict per line (a line cut by a crash is skipped)."""
@@ -113,12 +107,16 @@ class RunFolder:
         return out
 
     def doctor(self) -> list[dict[str, str]]:
-        f = self.path / "doctor.json"
+        """``doctor.json``: the pre-flight checks' findings, else []."""
+        return self._json_list("doctor.json")
+
+    def _json_list(self, name: str) -> list[dict[str, Any]]:
+        f = self.path / name
         if not f.is_file():
             return []
         try:
             return json.loads(f.read_text())
-        except json.JSONDecodeError:  # caught mid-write; the next poll reads it whole
+        except json.JSONDecodeError:  # caught mid-write: the next poll reads it whole
             return []
 
 

@@ -43,6 +43,15 @@ def save_tiny_target(path: Path, n_classes: int = 4, seed: int = 0) -> Path:
     return path
 
 
+def save_tiny_eval(path: Path, seed: int = 1) -> Path:
+    """A 4-class ResNet E for the tiny benchmark (a model T never was)."""
+    torch.manual_seed(seed)
+    save_classifier(build_classifier("resnet", 4, 8), path,
+                    {"role": "eval", "arch": "resnet", "width": 8, "n_classes": 4, "resolution": 32,
+                     "benchmark": "tiny", "benchmark_sha256": "-"})
+    return path
+
+
 def tiny_attack_config(tmp: Path, prior_kind: str = "pixel", **overrides) -> AttackConfig:
     """A tiny attack on the tiny benchmark; ``prior_kind`` "latent" swaps in ``tiny_latent_prior``."""
     prior_dir = tmp / ("prior" if prior_kind == "pixel" else f"{prior_kind}_prior")

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from mia_app.service.store import JobStore
-from tests.helpers import tiny_attack_config
+from tests.helpers import save_tiny_eval, tiny_attack_config
 
 CHROMIUM = "/usr/bin/chromium"
 REPO = Path(__file__).resolve().parent.parent
@@ -54,20 +54,6 @@ def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90)
     raise AssertionError(f"app not up after {timeout}s:\n{log.read_text()[-3000:]}")
 
 
-def _tiny_eval(tmp_path: Path) -> Path:
-    """A 4-class E for the tiny benchmark, so runs are judged as they end (the shipped E has 100 classes)."""
-    import torch
-
-    from mia_app.models.classifiers import build_classifier, save_classifier
-
-    torch.manual_seed(1)
-    path = tmp_path / "eval.safetensors"
-    save_classifier(build_classifier("resnet", 4, 8), path,
-                    {"role": "eval", "arch": "resnet", "width": 8, "n_classes": 4, "resolution": 32,
-                     "benchmark": "tiny", "benchmark_sha256": "-"})
-    return path
-
-
 @contextmanager
 def _running_app(tmp_path: Path, with_ablation: bool = False, **extra_env: str):
     presets = tmp_path / "presets"
@@ -86,7 +72,7 @@ def _running_app(tmp_path: Path, with_ablation: bool = False, **extra_env: str):
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "MIA_PRESETS_DIR": str(presets),
            "MIA_DEFAULT_PRESET": "tiny", "MIA_RUNS_DIR": str(tmp_path / "runs"),
            "MIA_RESULTS_DIR": str(tmp_path / "results"), "MIA_PORT": str(port), "MIA_THREADS": "1",
-           "MIA_EVAL_MODEL": str(_tiny_eval(tmp_path)),
+           "MIA_EVAL_MODEL": str(save_tiny_eval(tmp_path / "eval.safetensors")),
            "OMP_NUM_THREADS": "1", **extra_env}
     log = tmp_path / "app.log"
     with open(log, "w") as out:

@@ -6,24 +6,18 @@ import json
 import re
 
 import pytest
-import torch
 
 from mia_app.cli import main
 from mia_app.evaluation.evaluate import evaluate_run
-from mia_app.models.classifiers import build_classifier, save_classifier
 from mia_app.peers.miface import run_miface
 from mia_app.report.html import ablation_report, comparison_report, run_report, short_names
-from tests.helpers import tiny_attack_config
+from tests.helpers import save_tiny_eval, tiny_attack_config
 
 
 @pytest.fixture
 def runs(tmp_path):
     """Two evaluated MIFace runs (seeds 0 and 1) on the tiny benchmark, judged by a tiny E (no dlib: fast)."""
-    e_path = tmp_path / "eval.safetensors"
-    torch.manual_seed(1)
-    save_classifier(build_classifier("resnet", 4, 8), e_path,
-                    {"role": "eval", "arch": "resnet", "width": 8, "n_classes": 4, "resolution": 32,
-                     "benchmark": "tiny", "benchmark_sha256": "-"})
+    e_path = save_tiny_eval(tmp_path / "eval.safetensors")
     out = []
     for seed in (0, 1):
         folder = tmp_path / f"mi{seed}"

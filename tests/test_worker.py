@@ -10,7 +10,7 @@ import pytest
 
 from mia_app.service.store import JobStore
 from mia_app.service.worker import JobWorker
-from tests.helpers import PRIOR_KINDS, tiny_attack_config
+from tests.helpers import PRIOR_KINDS, save_tiny_eval, tiny_attack_config
 
 
 def _store(tmp_path) -> JobStore:
@@ -169,19 +169,6 @@ def test_worker_runs_a_peer_job_live(tmp_path):
     assert failed.id == bad.id and failed.status == "failed" and "lr" in failed.error
 
 
-def _tiny_eval(tmp_path: Path) -> Path:
-    import torch
-
-    from mia_app.models.classifiers import build_classifier, save_classifier
-
-    torch.manual_seed(1)
-    path = tmp_path / "eval.safetensors"
-    save_classifier(build_classifier("resnet", 4, 8), path,
-                    {"role": "eval", "arch": "resnet", "width": 8, "n_classes": 4, "resolution": 32,
-                     "benchmark": "tiny", "benchmark_sha256": "-"})
-    return path
-
-
 def test_a_small_job_is_judged_with_e_when_it_ends_and_the_verdict_panel_shows_it(tmp_path):
     import json
 
@@ -189,7 +176,8 @@ def test_a_small_job_is_judged_with_e_when_it_ends_and_the_verdict_panel_shows_i
 
     store = _store(tmp_path)
     cfg = tiny_attack_config(tmp_path)
-    config = cfg.model_dump(mode="json") | {"evaluate": {"eval_model": str(_tiny_eval(tmp_path))}}
+    e_path = save_tiny_eval(tmp_path / "eval.safetensors")
+    config = cfg.model_dump(mode="json") | {"evaluate": {"eval_model": str(e_path)}}
     job = store.submit("attack", cfg.name, config, [0, 2])
     done = JobWorker(store).run_one()
     assert (done.status, done.error) == ("done", None)
