@@ -49,12 +49,16 @@ def hand_ctx(scale: float = 1.0, **extras):
 
 def test_hinge_hand_computed():
     loss = ContrastiveIdentityLoss(form="hinge", bank=hand_bank())
-    value = loss(hand_ctx())
+    ctx = hand_ctx()
+    value = loss(ctx)
     # s0 (y=0): hardest negative is class 1 (cos 0.8): relu(0.4 + 0.8 - 0.5) = 0.7
     # s1 (y=1): class 1 is masked, hardest is class 2 (cos 0): relu(0.4 + 0 - 0.5) = 0
     # s2 (y=1): relu(0.4 + 0 - 0.3) = 0.1;  s3 (y=0): relu(0.4 + 0.8 + 0.95) = 2.15
     torch.testing.assert_close(value, torch.tensor([0.7, 0.0, 0.1, 2.15]))
     assert loss.margin == 0.4 and loss.name == "id_contrast"
+    # the logged hardest-negative gaps cos(ê, e_id) - max_j cos(ê, n_j): -0.3, 0.5, 0.3, -1.75
+    assert ctx.logs["b3_margin"] == pytest.approx(-1.25 / 4)
+    assert ctx.logs["b3_margin_min"] == pytest.approx(-1.75)
 
 
 def _arcface_reference(cos_y: float, negatives: list[float], s: float, m: float) -> float:

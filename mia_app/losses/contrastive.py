@@ -9,6 +9,9 @@ identities, so x̂ lands where the identity encoder separates y from its neighbo
   the additive-angular-margin softmax of ArcFace (Deng et al., CVPR 2019) with e_id as the target "class
   centre" and the negatives as the other class centres. Always >= 0.
 
+Both forms log ``b3_margin`` (mean over the batch) and ``b3_margin_min`` of the hardest-negative gap
+cos(ê, e_id) - max_j cos(ê, n_j): the quantity B3 is meant to widen, so a run shows whether it did.
+
 Here ê = E_id(x̂) (``ctx.id_embedding()``), e_id = c_y (``ctx.c``), and the negatives n_j come from a
 ``NegativeBank``: the other targets' codes and public-face embeddings, with same-class entries masked out
 per sample. **Every embedding is L2-normalised right before every cosine**, whatever its producer claims
@@ -250,8 +253,12 @@ class ContrastiveIdentityLoss(LossTerm):
 
     def forward(self, ctx: AttackContext) -> torch.Tensor:
         pos, neg, mask = self.similarities(ctx)
+        hardest = neg.masked_fill(~mask, float("-inf")).max(1).values
+        # Why B3 helps or not shows in this gap: cos to the own code minus cos to the nearest other identity.
+        gap = (pos - hardest).detach()
+        ctx.logs["b3_margin"] = gap.mean().item()
+        ctx.logs["b3_margin_min"] = gap.min().item()
         if self.form == "hinge":
-            hardest = neg.masked_fill(~mask, float("-inf")).max(1).values
             return F.relu(self.margin + hardest - pos)
         # ArcFace: target logit s·cos(theta_y + m) (with the monotone fallback), negatives s·cos(theta_j).
         cos = pos.clamp(-1.0, 1.0)
