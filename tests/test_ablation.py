@@ -18,7 +18,7 @@ from mia_app.ablation.stats import bootstrap_mean, paired_bootstrap
 from mia_app.attack.config import AttackConfig
 from mia_app.cli import main
 from mia_app.models.classifiers import build_classifier, save_classifier
-from tests.helpers import save_tiny_target, tiny_attack_config
+from tests.helpers import save_tiny_eval, save_tiny_target, tiny_attack_config
 
 
 @pytest.fixture(autouse=True)
@@ -72,16 +72,6 @@ def test_paired_bootstrap_keeps_pairs_only_and_drops_nan():
 
 
 # ---- configs --------------------------------------------------------------------------------------------
-def _save_tiny_eval(tmp_path, seed: int = 1) -> Path:
-    """The tiny E every tiny ablation judges with (tmp_path / eval.safetensors)."""
-    torch.manual_seed(seed)
-    path = tmp_path / "eval.safetensors"
-    save_classifier(build_classifier("resnet", 4, 8), path,
-                    {"role": "eval", "arch": "resnet", "width": 8, "n_classes": 4, "resolution": 32,
-                     "benchmark": "tiny", "benchmark_sha256": "-"})
-    return path
-
-
 def _ablation(tmp_path, **over) -> AblationConfig:
     attack = tmp_path / "attack.yaml"
     if not attack.exists():
@@ -235,6 +225,12 @@ def test_tiny_ablation_writes_outputs_and_resumes(tmp_path, capsys):
     assert "identities: 2" in table and "images per identity: 1" in table
     png = (out / "acc1.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    # the seed's rows +B3 and +A are here: the acceptance table and the "why" figures from their logs
+    acceptance = (out / "acceptance.md").read_text()
+    assert "| B3: +3-5 points | +B3 | E acc@1 | +3 points |" in acceptance and "| +A | dlib top-1 |" in acceptance
+    assert {p.name for p in out.glob("why-*.png")} == {"why-A.png", "why-B3.png"}
+    why = json.loads((out / "why.json").read_text())
+    assert set(why["B3"]) == {"+B3: b3_margin"} and set(why["A"]) == {"+A: tw_prior", "+A: L_prior"}
 
     # Resume: nothing is attacked or evaluated again; finished cells keep their files.
     # Through the CLI this time, from the config it saved.
@@ -355,7 +351,7 @@ def test_summary_arch_of_an_unreadable_checkpoint_is_none_with_a_warning(tmp_pat
 
 def test_scoreboard_rows_pair_with_a_deterministic_floor(tmp_path):
     """A floor that runs once pairs with every seed; every row gets Δ against it; the table opens with it."""
-    _save_tiny_eval(tmp_path)
+    save_tiny_eval(tmp_path / "eval.safetensors")
     fast = {"iterations": 2}
     cfg = _ablation(tmp_path, seeds=[0, 1], variants={"baseline": {}}, floor="floor", judge="off",
                     order=["floor", "ppa", "baseline"],
@@ -418,7 +414,7 @@ def test_shipped_scoreboard_config_has_every_method_on_all_identities():
 
 def test_every_row_runs_on_every_target_and_defenses_md_pairs_them(tmp_path):
     """target_models: the floor, PPA and ours on an undefended and a 'defended' T, a block per T, Δ paired."""
-    _save_tiny_eval(tmp_path)
+    save_tiny_eval(tmp_path / "eval.safetensors")
     plain = save_tiny_target(tmp_path / "plain.safetensors", seed=0)
     torch.manual_seed(2)
     defended = tmp_path / "defended-mid.safetensors"
@@ -468,6 +464,26 @@ def test_shipped_defenses_config_attacks_every_shipped_target_with_the_scoreboar
     assert all(cfg.variants[n] == board.variants[n] for n in cfg.variants)
     for sub, t in zip(per_target(cfg), cfg.target_models, strict=True):
         assert {c.config.target for c in plan_cells(sub)} == {t}
+
+
+def test_shipped_scheme_ablations_answer_the_seeds_claims_on_two_targets():
+    """configs/ablation/schemes*.yaml: the seed's seven variants, the floor and PPA, 100 identities x 3 seeds
+    (>= 300 pairs per row), on the undefended and the BiDO T; the same rows and preset as the defenses
+    scoreboard, so its cells are reused."""
+    from mia_app.ablation.acceptance import SEED_CLAIMS
+    from mia_app.assets import REPO_ROOT
+
+    defenses = AblationConfig.from_yaml(REPO_ROOT / "configs" / "ablation" / "defenses.yaml")
+    targets = {}
+    for name in ("schemes", "schemes-bido"):
+        cfg = AblationConfig.from_yaml(REPO_ROOT / "configs" / "ablation" / f"{name}.yaml")
+        assert list(cfg.variants) == ["baseline", "+B3", "+A", "+C", "+D", "A+B3+C", "A+B3+C+D"]
+        assert {c.row for c in SEED_CLAIMS} <= set(cfg.variants)
+        assert len(cfg.target_list()) * len(cfg.seeds) >= 300 and cfg.floor == "floor"
+        assert cfg.peers == defenses.peers and cfg.attack == defenses.attack
+        assert str(cfg.out_dir()) == f"results/ablation-{name}"
+        targets[name] = {c.config.target for c in plan_cells(cfg)}
+    assert targets == {"schemes": {"assets/target.safetensors"}, "schemes-bido": {"assets/target-bido.safetensors"}}
 
 
 def test_orl_scoreboard_attacks_every_orl_target_judged_by_orls_e():

@@ -124,6 +124,10 @@ def test_ablation_folders_are_listed_with_their_table(tmp_path):
     assert "still running" in view.compact.values[0][0]  # no summary.json yet
     (folder / "defenses.md").write_text("# every attack on every target")  # an ablation over several targets
     assert show_ablation(folder).full == "# every attack on every target"
+    (folder / "acceptance.md").write_text("### The seed's acceptance table")  # a scheme ablation leads with it
+    (folder / "why-B3.png").write_bytes(b"")
+    view = show_ablation(folder)
+    assert view.full.startswith("### The seed's acceptance table\n") and "why-B3.png" in view.figures
 
 
 @pytest.mark.parametrize("name", ["ablation-scoreboard", "ablation-defenses"])

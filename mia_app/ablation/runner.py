@@ -37,9 +37,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from mia_app.ablation.acceptance import render_acceptance
 from mia_app.ablation.config import SCHEME_TOGGLES, VARIANT_SETTINGS, AblationConfig, PeerConfig
 from mia_app.ablation.summary import summarize
 from mia_app.ablation.tables import plot_acc, render_table
+from mia_app.ablation.why import write_why
 from mia_app.attack.config import AttackConfig
 from mia_app.attack.fingerprint import FINGERPRINT_FILE, model_fingerprint, read_fingerprint, write_fingerprint
 from mia_app.attack.sharding import Shard, barrier, broadcast_from_main, current_shard
@@ -260,4 +262,7 @@ def write_outputs(acfg: AblationConfig, cells: list[Cell], targets: list[int]) -
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / "table.md").write_text(render_table(summary))
     plot_acc(summary, out / "acc1.png")
+    if acceptance := render_acceptance(summary):  # ablations with the seed's rows (+B3, +A, A+B3+C, A+B3+C+D)
+        (out / "acceptance.md").write_text(acceptance)
+        write_why(summary, out)
     return summary

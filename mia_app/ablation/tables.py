@@ -13,7 +13,8 @@ from mia_app.ablation.summary import FRECHET, METRICS, PERCENT
 DECIMALS = {"knn_dist": 2, "judge_dist": 3, "perc_dist": 3}  # non-percent metrics in the table
 
 
-def _fmt(key: str, v: float | None, signed: bool = False) -> str:
+def fmt_metric(key: str, v: float | None, signed: bool = False) -> str:
+    """A summary value as the tables show it: rates (stored in [0, 1]) in points, distances to fixed decimals."""
     if v is None:
         return "n/a"
     if key in PERCENT:
@@ -68,7 +69,7 @@ def render_table(summary: dict) -> str:
         label = name if e["kind"] == "variant" else f"{name} (peer)"
         row = [label, "/".join(f"{x:g}" for x in e["images_per_identity"]) or "n/a"]
         for key in METRICS:
-            row.append(_fmt(key, e["metrics"][key]["mean"]))
+            row.append(fmt_metric(key, e["metrics"][key]["mean"]))
             if key == "T_acc@1":
                 continue
             vs = (e["vs_baseline"] or {}).get(key)
@@ -79,7 +80,8 @@ def render_table(summary: dict) -> str:
             else:
                 lo, hi = vs["ci95"]
                 star = " *" if vs["excludes_zero"] else ""
-                row.append(f"{_fmt(key, vs['diff'], True)} [{_fmt(key, lo, True)}, {_fmt(key, hi, True)}]{star}")
+                d, lo, hi = (fmt_metric(key, v, True) for v in (vs["diff"], lo, hi))
+                row.append(f"{d} [{lo}, {hi}]{star}")
         for key in FRECHET:
             f = e["metrics"][key]
             row.append(f"{f['value']:.4g} ({f['N']})" if f["value"] is not None else "n/a")
@@ -148,7 +150,7 @@ def mean_ci(key: str, m: dict) -> str:
     if m["mean"] is None:
         return "n/a"
     lo, hi = m["ci95"]
-    return f"{_fmt(key, m['mean'])} [{_fmt(key, lo)}, {_fmt(key, hi)}]"
+    return f"{fmt_metric(key, m['mean'])} [{fmt_metric(key, lo)}, {fmt_metric(key, hi)}]"
 
 
 def delta_ci(key: str, vs: dict | None) -> str:
@@ -160,7 +162,7 @@ def delta_ci(key: str, vs: dict | None) -> str:
         return "n/a"
     lo, hi = d["ci95"]
     star = " *" if d["excludes_zero"] else ""
-    return f"{_fmt(key, d['diff'], True)} [{_fmt(key, lo, True)}, {_fmt(key, hi, True)}]{star}"
+    return f"{fmt_metric(key, d['diff'], True)} [{fmt_metric(key, lo, True)}, {fmt_metric(key, hi, True)}]{star}"
 
 
 def render_scoreboard(summary: dict) -> list[str]:
@@ -184,10 +186,11 @@ def render_scoreboard(summary: dict) -> list[str]:
         spi = e["seconds"].get("per_identity")
         row = [f"**{name}**" if name == floor else name, e.get("method") or "", seeds,
                "/".join(f"{x:g}" for x in e["images_per_identity"]) or "n/a",
-               mean_ci("acc@1", m["acc@1"]), delta_ci("acc@1", vs), _fmt("acc@5", m["acc@5"]["mean"]),
-               _fmt("T_acc@1", m["T_acc@1"]["mean"]), mean_ci("knn_dist", m["knn_dist"]), delta_ci("knn_dist", vs),
+               mean_ci("acc@1", m["acc@1"]), delta_ci("acc@1", vs), fmt_metric("acc@5", m["acc@5"]["mean"]),
+               fmt_metric("T_acc@1", m["T_acc@1"]["mean"]), mean_ci("knn_dist", m["knn_dist"]),
+               delta_ci("knn_dist", vs),
                mean_ci("judge_top1", m["judge_top1"]), delta_ci("judge_top1", vs),
-               _fmt("judge_dist", m["judge_dist"]["mean"]), _fmt("perc_dist", m["perc_dist"]["mean"]),
+               fmt_metric("judge_dist", m["judge_dist"]["mean"]), fmt_metric("perc_dist", m["perc_dist"]["mean"]),
                delta_ci("perc_dist", vs), *fd, "n/a" if spi is None else f"{spi:.2f}"]
         lines.append("| " + " | ".join(row) + " |")
     return lines

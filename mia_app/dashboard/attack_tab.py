@@ -124,8 +124,12 @@ class AttackTab:
         with gr.Accordion("Schemes", open=True) as schemes:
             self.ours_sections.append(schemes)
             if f.toggles:
+                from mia_app.ablation.evidence import scheme_evidence
+
+                # each toggle carries what the scheme ablations measured for it (results/ablation-schemes*/)
+                evidence = scheme_evidence(self.ctx.settings.results)
                 with gr.Row():
-                    self._add(f.toggles, lambda s, v: widget(s, v, min_width=140))
+                    self._add(f.toggles, lambda s, v: widget(s, v, info=evidence.get(s.path[-1]), min_width=140))
                 with gr.Accordion("Scheme parameters", open=False):
                     self._add(f.scheme_params, lambda s, v: widget(s, v))
             else:

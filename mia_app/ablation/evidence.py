@@ -1,0 +1,43 @@
+"""What the scheme ablations measured, as one line per scheme for the dashboard's toggles.
+
+Reads the single-scheme rows (``+B3``, ``+A``, ``+C``, ``+D``) of every ``results/ablation-schemes*/summary.json``
+and gives each toggle its measured Δ against our baseline on the three judges, with 95% CIs and pair counts, so a
+user sees the evidence where the choice is made.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from mia_app.ablation.tables import delta_ci
+
+log = logging.getLogger(__name__)
+
+SCHEMES = ("B3", "A", "C", "D")
+#: (summary key, label) of the judges a toggle's line quotes
+JUDGES = (("acc@1", "E acc@1"), ("judge_top1", "dlib top-1"), ("knn_dist", "KNN"))
+
+
+def scheme_ablations(results: Path) -> list[Path]:
+    return sorted(p for p in Path(results).glob("ablation-schemes*") if (p / "summary.json").is_file())
+
+
+def scheme_evidence(results: Path) -> dict[str, str]:
+    """{scheme: "measured vs baseline: schemes (300 pairs): Δ E acc@1 +0.3 [-1.0, +1.7], …; schemes-bido …"}; a
+    scheme no ablation has measured yet is absent."""
+    lines: dict[str, list[str]] = {}
+    for folder in scheme_ablations(results):
+        try:
+            summary = json.loads((folder / "summary.json").read_text())
+        except json.JSONDecodeError:  # the ablation is rewriting it right now; the next page load reads it
+            log.warning("%s/summary.json is being written; its evidence is left out", folder)
+            continue
+        for scheme in SCHEMES:
+            vs = (summary.get("variants", {}).get(f"+{scheme}") or {}).get("vs_baseline")
+            if not vs or vs["acc@1"]["diff"] is None:
+                continue
+            deltas = ", ".join(f"Δ {label} {delta_ci(key, vs)}" for key, label in JUDGES)
+            lines.setdefault(scheme, []).append(f"{summary['name']} ({vs['acc@1']['n_pairs']} pairs): {deltas}")
+    return {s: "measured vs baseline: " + "; ".join(v) for s, v in lines.items()}
