@@ -10,8 +10,10 @@ Reads finished cells of an ablation that ran ``baseline`` and ``A+B3+C+D`` (the 
   the largest move of any w_i away from its start 1/k (k tasks), per batch;
 * **whether A acts**: the range of ``tw_prior`` (the batch-mean timestep weight w(t) of the prior loss; 1.0
   everywhere without A);
-* **power**: for each judge, the paired bootstrap 95% half-width of A+B3+C+D − baseline over the pilot's pairs,
-  projected to ``--pairs`` pairs (half-width ∝ 1/√n) and the pairs a ±3-point half-width would take.
+* **power**: for each judge, the 95% half-width of A+B3+C+D − baseline (a bootstrap over identities, each with
+  all its seeds) over the pilot's pairs, projected to ``--pairs`` pairs (half-width ∝ 1/√n, which assumes the
+  new pairs are as independent as the pilot's: more seeds of the same identities help less than that) and the
+  pairs a ±3-point half-width would take.
 """
 
 from __future__ import annotations
@@ -21,8 +23,7 @@ import json
 import math
 from pathlib import Path
 
-from mia_app.ablation.config import AblationConfig
-from mia_app.ablation.summary import paired_rows
+from mia_app.ablation.stats import cluster_paired_bootstrap
 from mia_app.run_folder import RunFolder
 
 #: (summary key, unit scale for the report: points for rates, raw for distances)
@@ -58,18 +59,25 @@ def scheme_traces(cell: Path) -> dict:
 
 
 def power(ablation: Path, variant: str, pairs: int) -> dict:
+    """Half-widths of the identity-cluster bootstrap CI (``cluster_paired_bootstrap``: identities recur across
+    seeds, so they are resampled with all their seeds), at the pilot's pairs and projected to ``pairs``."""
     summary = json.loads((ablation / "summary.json").read_text())
-    acfg = AblationConfig.from_yaml(ablation / "ablation.yaml")
-    vs = paired_rows(summary["variants"][variant], summary["variants"][summary["baseline"]], acfg)
+    rows = summary["variants"]
+    if variant not in rows or summary["baseline"] not in rows:
+        raise SystemExit(f"{ablation} lacks the rows {variant!r} and {summary['baseline']!r}")
     out = {}
     for key, scale in JUDGES.items():
-        d = vs[key]
+        d = cluster_paired_bootstrap(rows[variant]["per_seed_identity"][key],
+                                     rows[summary["baseline"]]["per_seed_identity"][key])
+        if d["diff"] is None:
+            out[key] = None  # nothing paired yet (e.g. the judge was off)
+            continue
         lo, hi = d["ci95"]
         half = scale * (hi - lo) / 2
         n = d["n_pairs"]
-        projected = half * math.sqrt(n / pairs)
-        out[key] = {"diff": round(scale * d["diff"], 3), "pilot_pairs": n, "pilot_half_width": round(half, 3),
-                    f"half_width_at_{pairs}_pairs": round(projected, 3),
+        out[key] = {"diff": round(scale * d["diff"], 3), "pilot_pairs": n, "pilot_identities": d["n_identities"],
+                    "pilot_half_width": round(half, 3),
+                    f"half_width_at_{pairs}_pairs": round(half * math.sqrt(n / pairs), 3),
                     "pairs_for_half_width_3": math.ceil(n * (half / 3) ** 2) if scale == 100.0 else None}
     return out
 
@@ -95,6 +103,9 @@ def main() -> None:
                   f"{t['D_weights_last_step_batch0']}; max move from 1/k {t['D_max_weight_move_from_1/k']}; "
                   f"A tw_prior {t['A_tw_prior_range']}")
     for key, p in report["power"].items():
+        if p is None:
+            print(f"{key}: no paired values")
+            continue
         print(f"{key}: diff {p['diff']}, half-width {p['pilot_half_width']} at {p['pilot_pairs']} pairs, "
               f"{p[f'half_width_at_{args.pairs}_pairs']} at {args.pairs}; pairs for ±3 points: "
               f"{p['pairs_for_half_width_3']}")

@@ -3,23 +3,25 @@
 The seed claimed, on E's attack accuracy against its own baseline: B3 +3-5 points, A +1-2, A+B+C +6 with the
 perceptual (LPIPS) distance better by >= 0.2, all four +8 (78 -> 86). A claim is read as its lower end.
 
-Verdicts, from the paired bootstrap CI [lo, hi] of Δ = row − baseline (for a gain g > 0; mirrored when lower is
-better, g < 0):
+Δ = row − baseline over the (seed, identity) pairs both rows have; its 95% CI resamples *identities* (with all
+their seeds) — the same identities recur in every seed, so this is wider than resampling within seeds, and honest.
+Verdicts, for a gain g > 0 (mirrored when lower is better, g < 0):
 
-* **reproduced**: the CI excludes 0 and the measured Δ reaches g;
-* **refuted**: the CI lies entirely below g (it excludes the claimed gain);
-* **inconclusive**: anything else, including a claim the metric cannot show because the baseline leaves less
-  room than g (``ceiling``: 100 − baseline points), which is said in the row.
+* **reproduced**: the CI excludes 0 and the point Δ reaches g;
+* **refuted**: the CI lies entirely below g (it excludes the claimed gain), including any significant loss;
+* **inconclusive**: anything else. When the baseline leaves less room than g (``ceiling``: 100 − baseline
+  points) and the CI does not show a loss, the metric cannot show the claim at all, and the row says so.
 
-The same bars are also read on the dlib judge's top-1 (accuracy by an independent face matcher), where E has
-saturated.
+The seed set its bars on E. Where E saturates they are also read on the dlib judge's top-1, an independent face
+matcher; there the bar is a proxy the seed never claimed, so those rows say "bar met" / "bar missed".
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mia_app.ablation.tables import delta_ci, fmt_metric
+from mia_app.ablation.stats import RNG_SEED, cluster_paired_bootstrap
+from mia_app.ablation.tables import fmt_metric
 
 
 @dataclass(frozen=True)
@@ -37,9 +39,12 @@ SEED_CLAIMS = (
     Claim("A+B3+C", "perc_dist", -0.2, "A+B+C: LPIPS better by >= 0.2"),
     Claim("A+B3+C+D", "acc@1", 8.0, "all four: +8 points (78 -> 86)"),
 )
+#: rows only the seed's ablation has: an ablation without any of them (e.g. the defenses one) gets no table
+SINGLE_SCHEME_ROWS = ("+B3", "+A", "+C", "+D")
 #: where E saturates, the seed's accuracy bars are also read on the independent judge's top-1
 JUDGE_READING = "judge_top1"
 RATES = {"acc@1", "judge_top1"}
+PROXY = {"reproduced": "bar met", "refuted": "bar missed"}
 
 
 def verdict(gain: float, diff: float | None, lo: float | None, hi: float | None,
@@ -51,10 +56,10 @@ def verdict(gain: float, diff: float | None, lo: float | None, hi: float | None,
         return verdict(-gain, -diff, -hi, -lo, room)
     if lo > 0 and diff >= gain:
         return "reproduced"
+    if hi < min(gain, 0.0) or (hi < gain and (room is None or room >= gain)):
+        return "refuted"
     if room is not None and room < gain:
         return f"inconclusive (ceiling: the baseline leaves {room:.1f} points)"
-    if hi < gain:
-        return "refuted"
     return "inconclusive"
 
 
@@ -62,49 +67,74 @@ def _scale(metric: str) -> float:
     return 100.0 if metric in RATES else 1.0
 
 
+def _per_seed_identity(entry: dict, metric: str) -> dict:
+    return entry.get("per_seed_identity", {}).get(metric, {})
+
+
 def acceptance_rows(summary: dict) -> list[dict]:
-    """One dict per (claim, reading): the seed's bar, baseline level, room, measured Δ [CI], half-width, verdict."""
+    """One dict per (claim, reading): the bar, the baseline level and room, Δ [CI] in table units, the verdict."""
     variants = summary.get("variants", {})
     base = variants.get(summary.get("baseline"))
+    b = summary.get("bootstrap", {})
     rows = []
     for claim in SEED_CLAIMS:
-        metrics = [claim.metric] + ([JUDGE_READING] if claim.metric == "acc@1" else [])
-        for metric in metrics:
+        for metric in [claim.metric] + ([JUDGE_READING] if claim.metric == "acc@1" else []):
             entry = variants.get(claim.row)
-            d = ((entry or {}).get("vs_baseline") or {}).get(metric)
             s = _scale(metric)
             level = base["metrics"][metric]["mean"] if base else None
             room = 100.0 - s * level if (level is not None and metric in RATES) else None
+            d = (cluster_paired_bootstrap(_per_seed_identity(entry, metric), _per_seed_identity(base, metric),
+                                          b.get("resamples", 2000), b.get("rng_seed", RNG_SEED))
+                 if entry and base else None)
             diff = None if d is None or d["diff"] is None else s * d["diff"]
-            lo, hi = (None, None) if d is None or d["ci95"][0] is None else (s * d["ci95"][0], s * d["ci95"][1])
+            lo, hi = (None, None) if diff is None else (s * d["ci95"][0], s * d["ci95"][1])
+            word = verdict(claim.gain, diff, lo, hi, room)
+            if metric == JUDGE_READING and word != "not run":
+                word = PROXY.get(word, word) + " (proxy)"
             rows.append({"claim": claim.seed_words, "row": claim.row, "metric": metric, "gain": claim.gain,
                          "baseline": None if level is None else s * level, "room": room, "diff": diff,
                          "ci95": [lo, hi], "half_width": None if lo is None else (hi - lo) / 2,
-                         "n_pairs": None if d is None else d["n_pairs"],
-                         "verdict": verdict(claim.gain, diff, lo, hi, room), "_vs": (entry or {}).get("vs_baseline")})
+                         "n_pairs": 0 if d is None else d["n_pairs"],
+                         "seeds": sorted((entry or {}).get("cells", {}), key=int), "verdict": word})
     return rows
 
 
-LABELS = {"acc@1": "E acc@1", "judge_top1": "dlib top-1", "perc_dist": "perceptual dist"}
+LABELS = {"acc@1": "E acc@1", "judge_top1": "dlib top-1 (proxy)", "perc_dist": "perceptual dist"}
+
+
+def _signed(metric: str, v: float) -> str:
+    return fmt_metric(metric, v / _scale(metric), signed=True)
 
 
 def render_acceptance(summary: dict) -> str:
-    """Markdown: the acceptance table of this ablation (empty string when it has none of the seed's rows)."""
+    """Markdown: the acceptance table of this ablation ("" when it has none of the seed's single-scheme rows)."""
+    if not any(r in summary.get("variants", {}) for r in SINGLE_SCHEME_ROWS):
+        return ""
     rows = acceptance_rows(summary)
     if not any(r["diff"] is not None for r in rows):
         return ""
-    lines = [f"### The seed's acceptance table: `{summary['name']}`, {summary['n_identities']} identities, seeds "
-             f"{', '.join(map(str, summary['seeds']))}", "",
-             "Δ = row − `baseline`, paired bootstrap 95% CI over (seed, identity) pairs. Verdict: *reproduced* "
-             "(CI excludes 0 and Δ reaches the bar), *refuted* (the CI lies below the bar), else *inconclusive*; "
-             "rates in points. The seed's accuracy bars are read on E and again on the dlib judge.", "",
-             "| seed's claim | row | metric | bar | baseline | measured Δ [95% CI] | ± (detectable) | pairs "
-             "| verdict |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"### The seed's acceptance table: `{summary['name']}`, {summary['n_identities']} identities", ""]
+    missing = {n: e["missing_seeds"] for n, e in summary["variants"].items() if e.get("missing_seeds")}
+    if not summary.get("complete", True) or missing:
+        lines += [f"**PROVISIONAL**: the ablation is still running (missing seeds: {missing}); every verdict may "
+                  "change.", ""]
+    lines += ["Δ = row − `baseline` over the (seed, identity) pairs both have; 95% CI from a bootstrap that "
+              "resamples identities with all their seeds. Verdict: *reproduced* (CI excludes 0 and the point Δ "
+              "reaches the bar), *refuted* (the CI lies below the bar), else *inconclusive*. Rates in points. "
+              "The seed's bars are on E; dlib top-1 rows read the same bar on the independent judge, a proxy.", "",
+              "| seed's claim | row | metric | bar | baseline | Δ [95% CI] | CI half-width | seeds | pairs "
+              "| verdict |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        bar = f"{r['gain']:+g}" + (" points" if r["metric"] in RATES else "")
-        base = "n/a" if r["baseline"] is None else fmt_metric(r["metric"], r["baseline"] / _scale(r["metric"]))
-        half = "n/a" if r["half_width"] is None else f"{r['half_width']:.2f}"
-        lines.append(f"| {r['claim']} | {r['row']} | {LABELS[r['metric']]} | {bar} | {base} | "
-                     f"{delta_ci(r['metric'], r['_vs'])} | {half} | {r['n_pairs'] or 0} | {r['verdict']} |")
+        m = r["metric"]
+        bar = f"{r['gain']:+g}" + (" points" if m in RATES else "")
+        base = "n/a" if r["baseline"] is None else fmt_metric(m, r["baseline"] / _scale(m))
+        if r["diff"] is None:
+            delta, half = "not run", "n/a"
+        else:
+            lo, hi = r["ci95"]
+            delta = f"{_signed(m, r['diff'])} [{_signed(m, lo)}, {_signed(m, hi)}]"
+            delta += " *" if lo > 0 or hi < 0 else ""
+            half = f"{r['half_width']:.2f}" if m in RATES else f"{r['half_width']:.3f}"
+        lines.append(f"| {r['claim']} | {r['row']} | {LABELS[m]} | {bar} | {base} | {delta} | {half} | "
+                     f"{','.join(r['seeds']) or 'none'} | {r['n_pairs']} | {r['verdict']} |")
     return "\n".join(lines) + "\n"

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 SCHEMES = ("B3", "A", "C", "D")
 #: (summary key, label) of the judges a toggle's line quotes
-JUDGES = (("acc@1", "E acc@1"), ("judge_top1", "dlib top-1"), ("knn_dist", "KNN"))
+JUDGES = (("acc@1", "E acc@1 ↑"), ("judge_top1", "dlib top-1 ↑"), ("knn_dist", "KNN ↓"))
 
 
 def scheme_ablations(results: Path) -> list[Path]:
@@ -39,5 +39,6 @@ def scheme_evidence(results: Path) -> dict[str, str]:
             if not vs or vs["acc@1"]["diff"] is None:
                 continue
             deltas = ", ".join(f"Δ {label} {delta_ci(key, vs)}" for key, label in JUDGES)
-            lines.setdefault(scheme, []).append(f"{summary['name']} ({vs['acc@1']['n_pairs']} pairs): {deltas}")
+            state = "" if summary.get("complete") else ", provisional: still running"
+            lines.setdefault(scheme, []).append(f"{summary['name']} ({vs['acc@1']['n_pairs']} pairs{state}): {deltas}")
     return {s: "measured vs baseline: " + "; ".join(v) for s, v in lines.items()}

@@ -1,24 +1,28 @@
 """Why each scheme helped or not, from the cells' own logs (``metrics.jsonl``): one figure per scheme.
 
-* **A** (timestep weights): ``tw_prior``, the batch-mean w(t) the prior loss was multiplied by, and the prior
-  loss L_prior of ``+A`` beside the baseline's.
+* **A** (timestep weights): ``tw_prior``, the batch-mean w(t) the prior loss was multiplied by, and ``+A``'s
+  prior loss (A also switches it to the cosine ε-distance, so it is not comparable with the baseline's).
 * **B3** (contrastive identity): ``b3_margin``, the hardest-negative gap cos(E_id(x̂), c_y) − max_j cos(E_id(x̂),
   n_j) that B3 is meant to widen, for every row with B3 on.
 * **C** (attributes, diversity, hierarchical perception): L_attr (attribute drift from the source face) and
   L_div of ``+C``.
 * **D** (uncertainty weighting): the learned task weights w_i = softmax(−s)_i of ``+D``; they start at 1/k.
 
-Every curve is the mean over batches and seeds at each step; stage 2's steps follow stage 1's on the x axis
-(a dotted line marks the boundary).
+Every curve is, at each step, the mean over seeds of each seed's mean over batches; stage 2's steps follow
+stage 1's on the x axis (a dotted line marks the boundary). A finished cell without ``metrics.jsonl`` is named
+in a warning, never skipped in silence.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict
 from pathlib import Path
 
 from mia_app.run_folder import RunFolder
+
+log = logging.getLogger(__name__)
 
 #: scheme -> (title, row whose logs show it, log keys to plot, y label)
 WHY = {
@@ -30,30 +34,38 @@ WHY = {
 
 
 def step_series(cells: list[Path], key: str) -> tuple[list[int], list[float], int]:
-    """(x, mean of ``key`` over batches and cells at each step, stage-1 length) of the cells' metrics.jsonl;
-    x counts stage 1's steps then stage 2's."""
-    sums: dict[int, float] = defaultdict(float)
-    counts: dict[int, int] = defaultdict(int)
+    """(x, mean over cells of each cell's mean over batches of ``key`` at each step, stage-1 length) from the
+    cells' metrics.jsonl; x counts stage 1's steps then stage 2's (cells of one row share their step counts)."""
+    per_cell: list[dict[int, float]] = []
     stage1 = 0
     for cell in cells:
-        for row in RunFolder(cell).steps():
-            if row["stage"] == 1:
-                stage1 = max(stage1, row["steps"])
-    for cell in cells:
-        for row in RunFolder(cell).steps():
+        rows = RunFolder(cell).steps()
+        stage1 = max([stage1] + [r["steps"] for r in rows if r["stage"] == 1])
+        sums: dict[int, float] = defaultdict(float)
+        counts: dict[int, int] = defaultdict(int)
+        for row in rows:
             value = row["logs"].get(key)
-            if value is None:
-                continue
-            x = row["step"] + (stage1 if row["stage"] == 2 else 0)
-            sums[x] += value
-            counts[x] += 1
-    xs = sorted(sums)
-    return xs, [sums[x] / counts[x] for x in xs], stage1
+            if value is not None:
+                x = (row["step"], row["stage"])
+                sums[x] += value
+                counts[x] += 1
+        per_cell.append({x: sums[x] / counts[x] for x in sums})
+    joined: dict[int, list[float]] = defaultdict(list)
+    for means in per_cell:
+        for (step, stage), v in means.items():
+            joined[step + (stage1 if stage == 2 else 0)].append(v)
+    xs = sorted(joined)
+    return xs, [sum(joined[x]) / len(joined[x]) for x in xs], stage1
 
 
-def _cells(summary: dict, row: str) -> list[Path]:
+def _cells(summary: dict, row: str, out: Path) -> list[Path]:
+    """The row's finished cells, found under ``out`` (summary.json's own paths are relative to where it ran)."""
     entry = summary["variants"].get(row)
-    return [Path(p) for p in entry["cells"].values()] if entry else []
+    cells = [out / row / f"seed{s}" for s in (entry or {}).get("cells", {})]
+    for cell in cells:
+        if not (cell / "metrics.jsonl").is_file():
+            log.warning("%s has no metrics.jsonl: its logs are missing from the 'why' figures", cell)
+    return cells
 
 
 def _weight_keys(cells: list[Path]) -> list[str]:
@@ -65,6 +77,14 @@ def _weight_keys(cells: list[Path]) -> list[str]:
     return []
 
 
+def _rows(summary: dict, scheme: str) -> list[str]:
+    variants = summary.get("variants", {})
+    if scheme == "B3":
+        return [n for n, e in variants.items() if e.get("schemes") and "B3" in e["schemes"] and e["cells"]]
+    row = WHY[scheme][1]
+    return [row] if row in variants and variants[row]["cells"] else []
+
+
 def why_figures(summary: dict, out: Path) -> list[Path]:
     """Write ``why-<scheme>.png`` into ``out`` for each scheme whose rows have finished; returns the paths."""
     import matplotlib
@@ -73,24 +93,15 @@ def why_figures(summary: dict, out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     written = []
-    variants = summary.get("variants", {})
-    for scheme, (title, row, keys, ylabel) in WHY.items():
-        if scheme == "B3":
-            rows = [n for n, e in variants.items() if e.get("schemes") and "B3" in e["schemes"]]
-        else:
-            rows = [row] if row in variants and variants[row]["cells"] else []
+    for scheme, (title, _, keys, ylabel) in WHY.items():
+        rows = _rows(summary, scheme)
         series = []  # (label, xs, ys, stage1, secondary axis)
         for name in rows:
-            cells = _cells(summary, name)
-            plot_keys = keys if keys is not None else _weight_keys(cells)
-            for key in plot_keys:
+            cells = _cells(summary, name, out)
+            for key in keys if keys is not None else _weight_keys(cells):
                 xs, ys, s1 = step_series(cells, key)
                 if xs:
                     series.append((f"{name}: {key}", xs, ys, s1, key == "L_prior"))
-        if scheme == "A" and series and summary.get("baseline") in variants:  # the prior loss without A
-            xs, ys, s1 = step_series(_cells(summary, summary["baseline"]), "L_prior")
-            if xs:
-                series.append((f"{summary['baseline']}: L_prior", xs, ys, s1, True))
         if not series:
             continue
         fig, ax = plt.subplots(figsize=(7.5, 3.6))
@@ -107,7 +118,7 @@ def why_figures(summary: dict, out: Path) -> list[Path]:
         handles = [h for a in (ax, right) if a is not None for h in a.get_legend_handles_labels()[0]]
         labels = [lab for a in (ax, right) if a is not None for lab in a.get_legend_handles_labels()[1]]
         ax.legend(handles, labels, fontsize=7, loc="best")
-        n_seeds = len(_cells(summary, rows[0]))
+        n_seeds = max(len(summary["variants"][n]["cells"]) for n in rows)
         ax.set_title(f"{title}\nmean over batches and {n_seeds} seed(s); {summary['name']}", fontsize=9)
         fig.tight_layout()
         path = out / f"why-{scheme}.png"
@@ -117,30 +128,28 @@ def why_figures(summary: dict, out: Path) -> list[Path]:
     return written
 
 
-def why_readings(summary: dict) -> dict[str, dict]:
+def why_readings(summary: dict, out: Path) -> dict[str, dict]:
     """The numbers the README's "why" sentences quote: per scheme, the logged quantity at the first step, the
-    end of stage 1 and the end of stage 2 (mean over batches and seeds)."""
-    out = {}
-    variants = summary.get("variants", {})
-    for scheme, (_, row, keys, _) in WHY.items():
-        rows = ([n for n, e in variants.items() if e.get("schemes") and "B3" in e["schemes"]] if scheme == "B3"
-                else [row] if row in variants else [])
-        for name in rows:
-            cells = _cells(summary, name)
+    end of stage 1 and the end of stage 2 (mean over seeds of the mean over batches; None where not logged)."""
+    readings: dict[str, dict] = {}
+    for scheme, (_, _, keys, _) in WHY.items():
+        for name in _rows(summary, scheme):
+            cells = _cells(summary, name, out)
             for key in keys if keys is not None else _weight_keys(cells):
                 xs, ys, s1 = step_series(cells, key)
                 if not xs:
                     continue
                 at = dict(zip(xs, ys, strict=True))
-                out.setdefault(scheme, {})[f"{name}: {key}"] = {
-                    "first": round(ys[0], 4), "end_stage1": round(at.get(s1, float("nan")), 4),
-                    "end_stage2": round(ys[-1], 4)}
-    return out
+                end1 = at.get(s1)
+                readings.setdefault(scheme, {})[f"{name}: {key}"] = {
+                    "first": round(ys[0], 4), "end_stage1": None if end1 is None else round(end1, 4),
+                    "end_stage2": round(ys[-1], 4), "seeds": len(cells)}
+    return readings
 
 
 def write_why(summary: dict, out: Path) -> None:
     """The figures and ``why.json`` (their numbers)."""
     why_figures(summary, out)
-    readings = why_readings(summary)
+    readings = why_readings(summary, out)
     if readings:
         (out / "why.json").write_text(json.dumps(readings, indent=2))

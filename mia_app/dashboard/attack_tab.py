@@ -8,6 +8,7 @@ from pathlib import Path
 import gradio as gr
 from pydantic import ValidationError
 
+from mia_app.ablation.evidence import scheme_evidence
 from mia_app.attack.config import SCHEME_DEFAULT_WEIGHTS
 from mia_app.dashboard.context import DashboardContext
 from mia_app.dashboard.form import FieldSpec
@@ -124,10 +125,7 @@ class AttackTab:
         with gr.Accordion("Schemes", open=True) as schemes:
             self.ours_sections.append(schemes)
             if f.toggles:
-                from mia_app.ablation.evidence import scheme_evidence
-
-                # each toggle carries what the scheme ablations measured for it (results/ablation-schemes*/)
-                evidence = scheme_evidence(self.ctx.settings.results)
+                evidence = scheme_evidence(self.ctx.settings.results)  # refreshed on every page load (wire)
                 with gr.Row():
                     self._add(f.toggles, lambda s, v: widget(s, v, info=evidence.get(s.path[-1]), min_width=140))
                 with gr.Accordion("Scheme parameters", open=False):
@@ -172,6 +170,8 @@ class AttackTab:
         self.preset.change(self.on_preset, [self.preset, self.targets], preset_outputs)
         self.benchmark.change(self.on_benchmark, [self.benchmark, self.preset], [self.preset, self.target_model])
         demo.load(self.on_preset, [self.preset, self.targets], preset_outputs)
+        if self.form.toggles:
+            demo.load(self.on_evidence, None, [self.widgets[s] for s in self.form.toggles])
         self.picker.select(self.on_pick, [self.preset], [self.targets, self.references])
         # Typed targets move the references too, so they never show a class other than the first target.
         self.targets.change(self.on_targets, [self.preset, self.targets], [self.references])
@@ -181,6 +181,12 @@ class AttackTab:
                   *[w for ws in self.peer_widgets.values() for w in ws]}
         self.launch.click(self.on_launch, inputs, [self.status, self.live.watch])
         self.upload.change(self.on_upload, [self.preset, self.upload], [self.status])
+
+    def on_evidence(self) -> list:
+        """Each scheme toggle's tooltip: what the scheme ablations measured for it, read again on every page load
+        (an ablation still running adds its cells as they finish)."""
+        evidence = scheme_evidence(self.ctx.settings.results)
+        return [gr.update(info=evidence.get(s.path[-1])) for s in self.form.toggles]
 
     def on_upload(self, preset: str | None, upload: str | None) -> str:
         """Say at once whether the uploaded T will be used; a refused one also blocks Launch (submission)."""
