@@ -338,7 +338,7 @@ def test_the_benchmark_selector_filters_presets_targets_and_evaluation(tmp_path)
 
     presets = list_presets(Path("configs/attack"))
     assert preset_benchmark(presets["orl"]) == "orl" and preset_benchmark(presets["cpu-quick"]) == "synthid"
-    assert set(presets_of(presets, "orl")) == {"orl"} and "cpu-quick" in presets_of(presets, "synthid")
+    assert set(presets_of(presets, "orl")) == {"orl", "orl-pixel"} and "cpu-quick" in presets_of(presets, "synthid")
     orl_targets = [p for _, p in shipped_targets("orl")]
     assert orl_targets[0] == "assets/orl/mlp.safetensors" and "assets/orl/softmax.safetensors" in orl_targets
     assert not set(orl_targets) & {p for _, p in shipped_targets("synthid")}
