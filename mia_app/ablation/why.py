@@ -96,12 +96,14 @@ def why_figures(summary: dict, out: Path) -> list[Path]:
     for scheme, (title, _, keys, ylabel) in WHY.items():
         rows = _rows(summary, scheme)
         series = []  # (label, xs, ys, stage1, secondary axis)
+        plotted: set[str] = set()  # rows whose logs hold the quantity (older cells may predate its log)
         for name in rows:
             cells = _cells(summary, name, out)
             for key in keys if keys is not None else _weight_keys(cells):
                 xs, ys, s1 = step_series(cells, key)
                 if xs:
                     series.append((f"{name}: {key}", xs, ys, s1, key == "L_prior"))
+                    plotted.add(name)
         if not series:
             continue
         fig, ax = plt.subplots(figsize=(7.5, 3.6))
@@ -118,7 +120,7 @@ def why_figures(summary: dict, out: Path) -> list[Path]:
         handles = [h for a in (ax, right) if a is not None for h in a.get_legend_handles_labels()[0]]
         labels = [lab for a in (ax, right) if a is not None for lab in a.get_legend_handles_labels()[1]]
         ax.legend(handles, labels, fontsize=7, loc="best")
-        n_seeds = max(len(summary["variants"][n]["cells"]) for n in rows)
+        n_seeds = max(len(summary["variants"][n]["cells"]) for n in plotted)
         ax.set_title(f"{title}\nmean over batches and {n_seeds} seed(s); {summary['name']}", fontsize=9)
         fig.tight_layout()
         path = out / f"why-{scheme}.png"
