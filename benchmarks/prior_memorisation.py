@@ -22,6 +22,7 @@ import torch
 
 from mia_app.config import PriorTrainConfig
 from mia_app.data import load_benchmark, to_signed
+from mia_app.evaluation import feature_cache
 from mia_app.evaluation.memorisation import memorisation_report, nearest_ratio, with_mirrors
 from mia_app.prior.model import IdentityPrior
 from mia_app.prior.sampler import sample_from_noise
@@ -44,7 +45,9 @@ def main() -> None:
     bench = load_benchmark(cfg.data)
     held = heldout_mask(bench.public.labels, cfg.heldout_fraction, cfg.seed)
     train = to_signed(bench.public.images[~held])
-    codes = public_codes(bench, args.out.parent / f".{args.prior.name}-codes.safetensors", cfg.id_encoder)[~held]
+    # a cache, not a result: beside the evaluation's feature cache (data/, ignored), never in results/
+    cache = feature_cache.cache_dir() / f"public-codes-{bench.content_hash()[:16]}.safetensors"
+    codes = public_codes(bench, cache, cfg.id_encoder)[~held]
     prior = IdentityPrior.from_pretrained(args.prior).eval()
     pick = torch.arange(args.n) % len(codes)
     t0 = time.time()

@@ -10,6 +10,7 @@ import pytest
 
 from mia_app.ablation.acceptance import acceptance_rows, render_acceptance, verdict
 from mia_app.ablation.why import step_series, why_figures, why_readings
+from mia_app.run_folder import RunFolder
 
 
 @pytest.mark.parametrize(("gain", "diff", "lo", "hi", "room", "expected"), [
@@ -92,11 +93,11 @@ def test_why_series_joins_the_stages_and_averages_over_seeds(tmp_path):
                                 (2, 1, 1, {"w_id": 0.5, "w_cls": 0.5})])
     b = _cell(tmp_path / "s1", [(1, 1, 2, {"w_id": 0.5, "w_cls": 0.5}), (1, 2, 2, {"w_id": 0.8, "w_cls": 0.2}),
                                 (2, 1, 1, {"w_id": 0.5, "w_cls": 0.5})])
-    xs, ys, stage1 = step_series([a, b], "w_id")
+    xs, ys, stage1 = step_series([RunFolder(a).steps(), RunFolder(b).steps()], "w_id")
     assert xs == [1, 2, 3] and ys == pytest.approx([0.5, 0.7, 0.5]) and stage1 == 2
     # a seed's batches are averaged first, then the seeds: two batches (0.2, 0.4) and one seed at 0.5 give 0.4
     c = _cell(tmp_path / "s2", [(1, 1, 1, {"w_id": 0.2}, 0), (1, 1, 1, {"w_id": 0.4}, 1)])
-    assert step_series([a, c], "w_id")[1][0] == pytest.approx(0.4)
+    assert step_series([RunFolder(a).steps(), RunFolder(c).steps()], "w_id")[1][0] == pytest.approx(0.4)
     summary = {"name": "t", "baseline": "baseline", "variants": {
         "baseline": {"schemes": [], "cells": {}}, "+D": {"schemes": ["D"], "cells": {"0": "elsewhere/seed0"}}}}
     (tmp_path / "+D").mkdir()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 from mia_app.run_folder import RunFolder
@@ -33,29 +34,54 @@ WHY = {
 }
 
 
-def step_series(cells: list[Path], key: str) -> tuple[list[int], list[float], int]:
-    """(x, mean over cells of each cell's mean over batches of ``key`` at each step, stage-1 length) from the
-    cells' metrics.jsonl; x counts stage 1's steps then stage 2's (cells of one row share their step counts)."""
-    per_cell: list[dict[int, float]] = []
+def step_series(runs: list[list[dict]], key: str) -> tuple[list[int], list[float], int]:
+    """(x, mean over runs of each run's mean over batches of ``key`` at each step, stage-1 length) from the runs'
+    step records (``RunFolder.steps()``); x counts stage 1's steps then stage 2's (runs of one row share their
+    step counts)."""
+    per_run: list[dict[tuple[int, int], float]] = []
     stage1 = 0
-    for cell in cells:
-        rows = RunFolder(cell).steps()
+    for rows in runs:
         stage1 = max([stage1] + [r["steps"] for r in rows if r["stage"] == 1])
-        sums: dict[int, float] = defaultdict(float)
-        counts: dict[int, int] = defaultdict(int)
+        sums: dict[tuple[int, int], float] = defaultdict(float)
+        counts: dict[tuple[int, int], int] = defaultdict(int)
         for row in rows:
             value = row["logs"].get(key)
             if value is not None:
                 x = (row["step"], row["stage"])
                 sums[x] += value
                 counts[x] += 1
-        per_cell.append({x: sums[x] / counts[x] for x in sums})
+        per_run.append({x: sums[x] / counts[x] for x in sums})
     joined: dict[int, list[float]] = defaultdict(list)
-    for means in per_cell:
+    for means in per_run:
         for (step, stage), v in means.items():
             joined[step + (stage1 if stage == 2 else 0)].append(v)
     xs = sorted(joined)
     return xs, [sum(joined[x]) / len(joined[x]) for x in xs], stage1
+
+
+@dataclass
+class Series:
+    row: str
+    key: str
+    xs: list[int]
+    ys: list[float]
+    stage1: int
+    seeds: int
+
+
+def collect(summary: dict, out: Path) -> dict[str, list[Series]]:
+    """Per scheme, every logged series of its rows; each cell's metrics.jsonl is read once."""
+    found: dict[str, list[Series]] = {}
+    runs: dict[str, list[list[dict]]] = {}
+    for scheme, (_, _, keys, _) in WHY.items():
+        for name in _rows(summary, scheme):
+            if name not in runs:
+                runs[name] = [RunFolder(c).steps() for c in _cells(summary, name, out)]
+            for key in keys if keys is not None else _weight_keys(runs[name]):
+                xs, ys, s1 = step_series(runs[name], key)
+                if xs:  # older cells may predate a log key
+                    found.setdefault(scheme, []).append(Series(name, key, xs, ys, s1, len(runs[name])))
+    return found
 
 
 def _cells(summary: dict, row: str, out: Path) -> list[Path]:
@@ -68,9 +94,9 @@ def _cells(summary: dict, row: str, out: Path) -> list[Path]:
     return cells
 
 
-def _weight_keys(cells: list[Path]) -> list[str]:
-    for cell in cells:
-        for row in RunFolder(cell).steps():
+def _weight_keys(runs: list[list[dict]]) -> list[str]:
+    for rows in runs:
+        for row in rows:
             keys = sorted(k for k in row["logs"] if k.startswith("w_"))
             if keys:
                 return keys
@@ -85,33 +111,24 @@ def _rows(summary: dict, scheme: str) -> list[str]:
     return [row] if row in variants and variants[row]["cells"] else []
 
 
-def why_figures(summary: dict, out: Path) -> list[Path]:
+def why_figures(summary: dict, out: Path, found: dict[str, list[Series]] | None = None) -> list[Path]:
     """Write ``why-<scheme>.png`` into ``out`` for each scheme whose rows have finished; returns the paths."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    found = collect(summary, out) if found is None else found
     written = []
-    for scheme, (title, _, keys, ylabel) in WHY.items():
-        rows = _rows(summary, scheme)
-        series = []  # (label, xs, ys, stage1, secondary axis)
-        plotted: set[str] = set()  # rows whose logs hold the quantity (older cells may predate its log)
-        for name in rows:
-            cells = _cells(summary, name, out)
-            for key in keys if keys is not None else _weight_keys(cells):
-                xs, ys, s1 = step_series(cells, key)
-                if xs:
-                    series.append((f"{name}: {key}", xs, ys, s1, key == "L_prior"))
-                    plotted.add(name)
-        if not series:
-            continue
+    for scheme, series in found.items():
+        title, _, _, ylabel = WHY[scheme]
         fig, ax = plt.subplots(figsize=(7.5, 3.6))
-        right = ax.twinx() if any(s[4] for s in series) else None
-        for label, xs, ys, _, secondary in series:
-            (right if secondary else ax).plot(xs, ys, label=label, lw=1.2,
-                                                ls="--" if secondary else "-")
-        stage1 = max(s[3] for s in series)
+        secondary = [s.key == "L_prior" for s in series]
+        right = ax.twinx() if any(secondary) else None
+        for s, on_right in zip(series, secondary, strict=True):
+            (right if on_right else ax).plot(s.xs, s.ys, label=f"{s.row}: {s.key}", lw=1.2,
+                                             ls="--" if on_right else "-")
+        stage1 = max(s.stage1 for s in series)
         ax.axvline(stage1 + 0.5, color="grey", ls=":", lw=1)
         ax.set_xlabel(f"step (stage 1: 1-{stage1}, then stage 2)")
         ax.set_ylabel(ylabel)
@@ -120,7 +137,7 @@ def why_figures(summary: dict, out: Path) -> list[Path]:
         handles = [h for a in (ax, right) if a is not None for h in a.get_legend_handles_labels()[0]]
         labels = [lab for a in (ax, right) if a is not None for lab in a.get_legend_handles_labels()[1]]
         ax.legend(handles, labels, fontsize=7, loc="best")
-        n_seeds = max(len(summary["variants"][n]["cells"]) for n in plotted)
+        n_seeds = max(s.seeds for s in series)
         ax.set_title(f"{title}\nmean over batches and {n_seeds} seed(s); {summary['name']}", fontsize=9)
         fig.tight_layout()
         path = out / f"why-{scheme}.png"
@@ -130,28 +147,23 @@ def why_figures(summary: dict, out: Path) -> list[Path]:
     return written
 
 
-def why_readings(summary: dict, out: Path) -> dict[str, dict]:
+def why_readings(summary: dict, out: Path, found: dict[str, list[Series]] | None = None) -> dict[str, dict]:
     """The numbers the README's "why" sentences quote: per scheme, the logged quantity at the first step, the
     end of stage 1 and the end of stage 2 (mean over seeds of the mean over batches; None where not logged)."""
+    found = collect(summary, out) if found is None else found
     readings: dict[str, dict] = {}
-    for scheme, (_, _, keys, _) in WHY.items():
-        for name in _rows(summary, scheme):
-            cells = _cells(summary, name, out)
-            for key in keys if keys is not None else _weight_keys(cells):
-                xs, ys, s1 = step_series(cells, key)
-                if not xs:
-                    continue
-                at = dict(zip(xs, ys, strict=True))
-                end1 = at.get(s1)
-                readings.setdefault(scheme, {})[f"{name}: {key}"] = {
-                    "first": round(ys[0], 4), "end_stage1": None if end1 is None else round(end1, 4),
-                    "end_stage2": round(ys[-1], 4), "seeds": len(cells)}
+    for scheme, series in found.items():
+        for s in series:
+            end1 = dict(zip(s.xs, s.ys, strict=True)).get(s.stage1)
+            readings.setdefault(scheme, {})[f"{s.row}: {s.key}"] = {
+                "first": round(s.ys[0], 4), "end_stage1": None if end1 is None else round(end1, 4),
+                "end_stage2": round(s.ys[-1], 4), "seeds": s.seeds}
     return readings
 
 
 def write_why(summary: dict, out: Path) -> None:
-    """The figures and ``why.json`` (their numbers)."""
-    why_figures(summary, out)
-    readings = why_readings(summary, out)
-    if readings:
+    """The figures and ``why.json`` (their numbers), from one read of the cells' logs."""
+    found = collect(summary, out)
+    why_figures(summary, out, found)
+    if readings := why_readings(summary, out, found):
         (out / "why.json").write_text(json.dumps(readings, indent=2))
