@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mia_app.ablation.acceptance import acceptance_rows, render_acceptance, verdict
-from mia_app.ablation.why import step_series, why_figures, why_readings
+from mia_app.ablation.acceptance import acceptance_rows, cluster_delta, render_acceptance, render_deltas, verdict
+from mia_app.ablation.why import step_series, why_figures, why_markdown, why_readings
 from mia_app.run_folder import RunFolder
 
 
@@ -103,7 +103,7 @@ def test_why_series_joins_the_stages_and_averages_over_seeds(tmp_path):
     (tmp_path / "+D").mkdir()
     a.rename(tmp_path / "+D" / "seed0")  # found under the ablation's folder, whatever path summary.json holds
     assert why_readings(summary, tmp_path)["D"]["+D: w_id"] == {"first": 0.5, "end_stage1": 0.6, "end_stage2": 0.5,
-                                                                "seeds": 1}
+                                                                "min": 0.5, "max": 0.6, "seeds": 1}
     written = why_figures(summary, tmp_path)
     assert [p.name for p in written] == ["why-D.png"] and written[0].read_bytes()[:4] == b"\x89PNG"
 
@@ -113,17 +113,49 @@ def test_scheme_evidence_gives_each_measured_toggle_its_deltas(tmp_path):
 
     folder = tmp_path / "ablation-schemes-x"
     folder.mkdir()
-    vs = {k: {"diff": d, "ci95": [d - 0.01, d + 0.01], "n_pairs": 300, "excludes_zero": True}
-          for k, d in {"acc@1": 0.02, "judge_top1": 0.05, "knn_dist": -1.5}.items()}
-    summary = {"name": "schemes-x", "complete": True,
-               "variants": {"+B3": {"vs_baseline": vs}, "+A": {"vs_baseline": None}}}
+    base = {"acc@1": 0.9, "judge_top1": 0.4, "knn_dist": 30.0, "perc_dist": 0.9}
+    summary = {"name": "schemes-x", "complete": True, "baseline": "baseline", "seeds": [0, 1, 2], "variants": {
+        "baseline": _entry([], base),
+        "+B3": _entry(["B3"], {"acc@1": 0.92, "judge_top1": 0.45, "knn_dist": 28.5, "perc_dist": 0.9}),
+        "+A": {"schemes": ["A"], "cells": {}, "per_seed_identity": {}, "metrics": {}}}}
     (folder / "summary.json").write_text(json.dumps(summary))
     (tmp_path / "ablation-schemes-y").mkdir()
     (tmp_path / "ablation-schemes-y" / "summary.json").write_text('{"name": "sche')  # caught mid-write
     evidence = scheme_evidence(tmp_path)
     assert set(evidence) == {"B3"}
-    assert evidence["B3"] == ("measured vs baseline: schemes-x (300 pairs): Δ E acc@1 ↑ +2.0 [+1.0, +3.0] *, "
-                              "Δ dlib top-1 ↑ +5.0 [+4.0, +6.0] *, Δ KNN ↓ -1.50 [-1.51, -1.49] *")
+    assert evidence["B3"] == ("measured vs baseline: schemes-x (300 pairs): Δ E acc@1 ↑ +2.0 [+2.0, +2.0] *, "
+                              "Δ dlib top-1 ↑ +5.0 [+5.0, +5.0] *, Δ KNN ↓ -1.50 [-1.50, -1.50] *, "
+                              "Δ perceptual ↓ +0.000 [+0.000, +0.000]")
     summary["complete"] = False
     (folder / "summary.json").write_text(json.dumps(summary))
     assert "(300 pairs, provisional: still running)" in scheme_evidence(tmp_path)["B3"]
+
+
+def test_every_row_is_read_against_the_baseline_and_the_floor_pairs_with_every_seed():
+    base = {"acc@1": 0.9, "judge_top1": 0.4, "knn_dist": 30.0, "perc_dist": 0.9}
+    floor = _entry(None, {"acc@1": 0.5, "judge_top1": 0.1, "knn_dist": 70.0, "perc_dist": 1.1}, seeds=(0,))
+    floor["deterministic"] = True
+    summary = {"name": "s", "baseline": "baseline", "seeds": [0, 1, 2], "variants": {
+        "floor": floor, "baseline": _entry([], base),
+        "+D": _entry(["D"], {**base, "judge_top1": [0.4 + 0.1 * (i % 2) for i in range(100)]}, seeds=(0, 1))}}
+    text = render_deltas(summary)
+    floor_row = next(line for line in text.splitlines() if line.startswith("| floor |"))
+    assert "| 0 | 300 | -40.0 [-40.0, -40.0] * | -30.0 [-30.0, -30.0] * | +40.00 [+40.00, +40.00] *" in floor_row
+    d_row = next(line for line in text.splitlines() if line.startswith("| +D |"))
+    assert "| 0,1 | 200 | +0.0 [+0.0, +0.0] | +5.0 [" in d_row
+    d = cluster_delta(summary, "+D", "judge_top1")  # half the identities gain 10 points, half nothing
+    assert 0 < d["ci95"][0] < 5.0 < d["ci95"][1] < 10 and d["excludes_zero"] is True
+
+
+def test_why_markdown_quotes_the_logs_and_the_measured_delta():
+    base = {"acc@1": 0.9, "judge_top1": 0.4, "knn_dist": 30.0, "perc_dist": 0.9}
+    summary = {"name": "s", "baseline": "baseline", "seeds": [0, 1, 2], "variants": {
+        "baseline": _entry([], base), "+D": _entry(["D"], {**base, "acc@1": 0.93}),
+        "+C": _entry(["C"], base)}}
+    reading = {"first": 0.5, "end_stage1": 0.3, "end_stage2": 0.5, "min": 0.3, "max": 0.5, "seeds": 3}
+    text = why_markdown(summary, {
+        "D": {"+D: w_cls": reading, "+D: w_id": {**reading, "end_stage1": 0.7, "max": 0.7}},
+        "C": {"+C: L_div": {**reading, "first": 0.0, "end_stage1": 0.0, "end_stage2": 0.0, "min": 0.0, "max": 0.0}}})
+    assert "start at 1/2 = 0.500. At the end of stage 1: w_cls 0.300, w_id 0.700." in text
+    assert "Measured, `+D` − baseline (300 pairs): E acc@1 ↑ +3.0 [+3.0, +3.0] *" in text
+    assert "L_div never exceeds 0.0000" in text

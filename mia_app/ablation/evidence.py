@@ -1,7 +1,7 @@
 """What the scheme ablations measured, as one line per scheme for the dashboard's toggles.
 
 Reads the single-scheme rows (``+B3``, ``+A``, ``+C``, ``+D``) of every ``results/ablation-schemes*/summary.json``
-and gives each toggle its measured Δ against our baseline on the three judges, with 95% CIs and pair counts, so a
+and gives each toggle its measured Δ against our baseline on the four judges, with 95% CIs and pair counts, so a
 user sees the evidence where the choice is made.
 """
 
@@ -11,13 +11,11 @@ import json
 import logging
 from pathlib import Path
 
-from mia_app.ablation.tables import delta_ci
+from mia_app.ablation.acceptance import JUDGES, cluster_delta, format_delta
 
 log = logging.getLogger(__name__)
 
 SCHEMES = ("B3", "A", "C", "D")
-#: (summary key, label) of the judges a toggle's line quotes
-JUDGES = (("acc@1", "E acc@1 ↑"), ("judge_top1", "dlib top-1 ↑"), ("knn_dist", "KNN ↓"))
 
 
 def scheme_ablations(results: Path) -> list[Path]:
@@ -25,8 +23,8 @@ def scheme_ablations(results: Path) -> list[Path]:
 
 
 def scheme_evidence(results: Path) -> dict[str, str]:
-    """{scheme: "measured vs baseline: schemes (300 pairs): Δ E acc@1 +0.3 [-1.0, +1.7], …; schemes-bido …"}; a
-    scheme no ablation has measured yet is absent."""
+    """{scheme: "measured vs baseline: schemes (300 pairs): Δ E acc@1 ↑ +0.3 [-1.0, +1.7], …; schemes-bido …"}, the
+    same identity-clustered CIs as the README's acceptance table; a scheme no ablation has measured is absent."""
     lines: dict[str, list[str]] = {}
     for folder in scheme_ablations(results):
         try:
@@ -35,10 +33,11 @@ def scheme_evidence(results: Path) -> dict[str, str]:
             log.warning("%s/summary.json is being written; its evidence is left out", folder)
             continue
         for scheme in SCHEMES:
-            vs = (summary.get("variants", {}).get(f"+{scheme}") or {}).get("vs_baseline")
-            if not vs or vs["acc@1"]["diff"] is None:
+            found = [(key, label, cluster_delta(summary, f"+{scheme}", key)) for key, label in JUDGES]
+            if all(d is None for _, _, d in found):
                 continue
-            deltas = ", ".join(f"Δ {label} {delta_ci(key, vs)}" for key, label in JUDGES)
+            n = next(d["n_pairs"] for _, _, d in found if d is not None)
+            deltas = ", ".join(f"Δ {label} {format_delta(key, d)}" for key, label, d in found)
             state = "" if summary.get("complete") else ", provisional: still running"
-            lines.setdefault(scheme, []).append(f"{summary['name']} ({vs['acc@1']['n_pairs']} pairs{state}): {deltas}")
+            lines.setdefault(scheme, []).append(f"{summary['name']} ({n} pairs{state}): {deltas}")
     return {s: "measured vs baseline: " + "; ".join(v) for s, v in lines.items()}

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from mia_app.ablation.acceptance import render_acceptance
+from mia_app.ablation.acceptance import render_acceptance, render_deltas
 from mia_app.ablation.config import SCHEME_TOGGLES, VARIANT_SETTINGS, AblationConfig, PeerConfig
 from mia_app.ablation.summary import summarize
 from mia_app.ablation.tables import plot_acc, render_table
@@ -263,7 +263,7 @@ def write_outputs(acfg: AblationConfig, cells: list[Cell], targets: list[int]) -
     (out / "table.md").write_text(render_table(summary))
     plot_acc(summary, out / "acc1.png")
     if acceptance := render_acceptance(summary):  # ablations with the seed's single-scheme rows (+B3, +A, ...)
-        (out / "acceptance.md").write_text(acceptance)
+        (out / "acceptance.md").write_text(acceptance + "\n" + render_deltas(summary))
         try:
             write_why(summary, out)
         except Exception as err:  # a figure must not stop hours of attacks; the tables above are written

@@ -154,7 +154,7 @@ def _prior_name(prior: str) -> str:
     return f"{prior_kind(prior)} prior {prior}"
 
 
-def _seeded(entry: dict, key: str, seeds: list) -> dict[int, dict]:
+def per_seed_values(entry: dict, key: str, seeds: list) -> dict[int, dict]:
     """seed -> {identity: value}; a deterministic row's one run stands for every seed (it has no other)."""
     per = {int(s): v for s, v in entry["per_seed_identity"][key].items()}
     if entry.get("deterministic") and len(per) == 1:
@@ -168,8 +168,8 @@ def paired_rows(entry: dict, ref: dict, acfg: AblationConfig) -> dict | None:
     if not ref["cells"] or not entry["cells"]:
         return None
     seeds = acfg.seeds
-    vs = {key: paired_bootstrap(_seeded(entry, key, seeds), _seeded(ref, key, seeds), acfg.bootstrap_resamples,
-                                acfg.bootstrap_seed) for key in METRICS}
+    vs = {key: paired_bootstrap(per_seed_values(entry, key, seeds), per_seed_values(ref, key, seeds),
+                                acfg.bootstrap_resamples, acfg.bootstrap_seed) for key in METRICS}
     for key in FRECHET:
         pa, pb = entry["metrics"][key]["per_seed"], ref["metrics"][key]["per_seed"]
         if ref.get("deterministic") and len(pb) == 1:

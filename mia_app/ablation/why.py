@@ -21,6 +21,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from mia_app.ablation.acceptance import JUDGES, cluster_delta, format_delta
 from mia_app.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,6 @@ WHY = {
     "C": ("C: attribute drift from the source and candidate diversity", "+C", ("L_attr", "L_div"), "loss"),
     "D": ("D: learned task weights w_i = softmax(−s)_i", "+D", None, "weight"),
 }
-
 
 def step_series(runs: list[list[dict]], key: str) -> tuple[list[int], list[float], int]:
     """(x, mean over runs of each run's mean over batches of ``key`` at each step, stage-1 length) from the runs'
@@ -157,8 +157,60 @@ def why_readings(summary: dict, out: Path, found: dict[str, list[Series]] | None
             end1 = dict(zip(s.xs, s.ys, strict=True)).get(s.stage1)
             readings.setdefault(scheme, {})[f"{s.row}: {s.key}"] = {
                 "first": round(s.ys[0], 4), "end_stage1": None if end1 is None else round(end1, 4),
-                "end_stage2": round(s.ys[-1], 4), "seeds": s.seeds}
+                "end_stage2": round(s.ys[-1], 4), "min": round(min(s.ys), 4), "max": round(max(s.ys), 4),
+                "seeds": s.seeds}
     return readings
+
+
+def _path(r: dict) -> str:
+    """``0.066 → 0.118 (end of stage 1) → 0.159 (end)``"""
+    mid = "" if r["end_stage1"] is None else f" → {r['end_stage1']:.3f} (end of stage 1)"
+    return f"{r['first']:.3f} (step 1){mid} → {r['end_stage2']:.3f} (end)"
+
+
+def _measured(summary: dict, row: str) -> str:
+    deltas = [cluster_delta(summary, row, key) for key, _ in JUDGES]
+    if all(d is None for d in deltas):
+        return f"`{row}` has no measured Δ yet."
+    n = next(d["n_pairs"] for d in deltas if d is not None)
+    text = ", ".join(f"{label} {format_delta(key, d)}" for (key, label), d in zip(JUDGES, deltas, strict=True))
+    return f"Measured, `{row}` − baseline ({n} pairs): {text}."
+
+
+def why_markdown(summary: dict, readings: dict[str, dict]) -> str:
+    """One or two sentences per scheme from the logged readings, then its measured Δ vs the baseline: the
+    README's "why" paragraph, so the prose and the numbers come from the same files."""
+    lines = [f"### Why, per scheme: `{summary['name']}`", "",
+             "From the cells' `metrics.jsonl` (mean over batches, then over seeds; `why-<scheme>.png` plots each "
+             "series). Regenerated with the ablation's outputs.", ""]
+    for scheme, found in readings.items():
+        seeds = max(r["seeds"] for r in found.values())
+        if scheme == "A":
+            tw = found.get("+A: tw_prior")
+            text = ("w(t) multiplied the prior loss by a batch mean of "
+                    f"{tw['min']:.2f}–{tw['max']:.2f} over the run ({_path(tw)}): it reweights the prior term by "
+                    f"at most {100 * max(abs(tw['max'] - 1), abs(1 - tw['min'])):.0f}% either way."
+                    if tw else "`tw_prior` was not logged.")
+        elif scheme == "B3":
+            parts = [f"`{k.split(':')[0]}` {_path(r)}" for k, r in found.items()]
+            text = "The hardest-negative gap cos(ê, c_y) − max_j cos(ê, n_j) that B3 widens: " + "; ".join(parts) + "."
+        elif scheme == "C":
+            parts = [f"{k.split(': ')[1]} {_path(r)}" for k, r in found.items()]
+            text = "Attribute drift from the source face and the candidates' diversity term: " + "; ".join(parts) + "."
+            div = next((r for k, r in found.items() if k.endswith("L_div")), None)
+            if div is not None and div["max"] < 0.005:  # the hinge relu(v_target - v) only bites on near-copies
+                text += (f" L_div never exceeds {div['max']:.4f}: its hinge acts only on near-duplicate candidates, "
+                         "and these candidates are not.")
+        else:
+            k = len(found)
+            ends = ", ".join(f"{key.split(': ')[1]} {r['end_stage1']:.3f}" for key, r in found.items()
+                             if r["end_stage1"] is not None)
+            moved = max(abs(r["end_stage2"] - 1 / k) for r in found.values())
+            text = (f"The learned weights start at 1/{k} = {1 / k:.3f}. At the end of stage 1: {ends}. Stage 2 "
+                    f"restarts them (its own task set) and they end within {moved:.3f} of 1/{k}.")
+        row = "+B3" if scheme == "B3" else WHY[scheme][1]
+        lines += [f"- **{scheme}** ({seeds} seed(s)). {text} {_measured(summary, row)}", ""]
+    return "\n".join(lines)
 
 
 def write_why(summary: dict, out: Path) -> None:
@@ -167,3 +219,4 @@ def write_why(summary: dict, out: Path) -> None:
     why_figures(summary, out, found)
     if readings := why_readings(summary, out, found):
         (out / "why.json").write_text(json.dumps(readings, indent=2))
+        (out / "why.md").write_text(why_markdown(summary, readings) + "\n")

@@ -71,8 +71,9 @@ def show_ablation(folder: Path) -> AblationView:
     # an ablation over several targets reports in defenses.md (a block per T); a plain one in table.md
     table = next((folder / n for n in ("defenses.md", "table.md") if (folder / n).is_file()), None)
     text = table.read_text() if table is not None else f"`{folder.name}` has no table.md yet (still running?)"
-    if (folder / "acceptance.md").is_file():  # a scheme ablation: the seed's claims first
-        text = (folder / "acceptance.md").read_text() + "\n" + text
+    if (folder / "acceptance.md").is_file():  # a scheme ablation: the seed's claims first, then why
+        why = (folder / "why.md").read_text() + "\n" if (folder / "why.md").is_file() else ""
+        text = (folder / "acceptance.md").read_text() + "\n" + why + text
     pngs = sorted(folder.glob("*.png")) + sorted(folder.glob("*/acc1.png"))
     figures = {str(p.relative_to(folder)): str(p) for p in pngs}
     return AblationView(compact_frame(folder), text, figures)
