@@ -123,7 +123,8 @@ def test_scheme_evidence_gives_each_measured_toggle_its_deltas(tmp_path):
     (tmp_path / "ablation-schemes-y" / "summary.json").write_text('{"name": "sche')  # caught mid-write
     evidence = scheme_evidence(tmp_path)
     assert set(evidence) == {"B3"}
-    assert evidence["B3"] == ("measured vs baseline: schemes-x (300 pairs): Δ E acc@1 ↑ +2.0 [+2.0, +2.0] *, "
+    assert evidence["B3"] == ("helped (a significant gain on E or dlib, no significant loss); "
+                              "measured vs baseline: schemes-x (300 pairs): Δ E acc@1 ↑ +2.0 [+2.0, +2.0] *, "
                               "Δ dlib top-1 ↑ +5.0 [+5.0, +5.0] *, Δ KNN ↓ -1.50 [-1.50, -1.50] *, "
                               "Δ perceptual ↓ +0.000 [+0.000, +0.000]")
     summary["complete"] = False
@@ -159,3 +160,32 @@ def test_why_markdown_quotes_the_logs_and_the_measured_delta():
     assert "start at 1/2 = 0.500. At the end of stage 1: w_cls 0.300, w_id 0.700." in text
     assert "Measured, `+D` − baseline (300 pairs): E acc@1 ↑ +3.0 [+3.0, +3.0] *" in text
     assert "L_div never exceeds 0.0000" in text
+
+
+def test_a_scheme_helped_only_with_a_significant_gain_and_no_significant_loss(tmp_path):
+    from mia_app.ablation.evidence import scheme_helped
+
+    base = {"acc@1": 0.9, "judge_top1": 0.4, "knn_dist": 30.0, "perc_dist": 0.9}
+    summary = {"name": "x", "baseline": "baseline", "seeds": [0, 1, 2], "variants": {
+        "baseline": _entry([], base),
+        "+B3": _entry(["B3"], {**base, "judge_top1": 0.45}),  # gains on dlib, nothing worse
+        "+A": _entry(["A"], {**base, "acc@1": 0.95, "knn_dist": 31.0}),  # gains on E, significantly worse KNN
+        "+C": _entry(["C"], {**base, "knn_dist": 29.0}),  # better KNN only: not a gain judge
+        "+D": _entry(["D"], base)}}
+    (tmp_path / "ablation-schemes-x").mkdir()
+    (tmp_path / "ablation-schemes-x" / "summary.json").write_text(json.dumps(summary))
+    assert scheme_helped(tmp_path) == {"B3": True, "A": False, "C": False, "D": False}
+
+
+def test_the_dashboard_default_turns_on_exactly_the_schemes_that_helped():
+    """The preset the dashboard opens with follows the committed scheme ablations (issue 17)."""
+    from mia_app.ablation.evidence import scheme_helped
+    from mia_app.attack.config import AttackConfig
+    from mia_app.dashboard.settings import DashboardSettings
+
+    root = Path(__file__).resolve().parents[1]
+    helped = scheme_helped(root / "results")
+    assert helped, "no scheme ablation is committed under results/"
+    preset = root / "configs" / "attack" / f"{DashboardSettings().default_preset}.yaml"
+    schemes = AttackConfig.from_yaml(preset).schemes
+    assert {s: getattr(schemes, s) for s in helped} == helped
