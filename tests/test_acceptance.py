@@ -123,7 +123,7 @@ def test_scheme_evidence_gives_each_measured_toggle_its_deltas(tmp_path):
     (tmp_path / "ablation-schemes-y" / "summary.json").write_text('{"name": "sche')  # caught mid-write
     evidence = scheme_evidence(tmp_path)
     assert set(evidence) == {"B3"}
-    assert evidence["B3"] == ("helped (a significant gain on E or dlib, no significant loss); "
+    assert evidence["B3"] == ("helped: a significant gain on E or dlib and no significant loss; "
                               "measured vs baseline: schemes-x (300 pairs): Δ E acc@1 ↑ +2.0 [+2.0, +2.0] *, "
                               "Δ dlib top-1 ↑ +5.0 [+5.0, +5.0] *, Δ KNN ↓ -1.50 [-1.50, -1.50] *, "
                               "Δ perceptual ↓ +0.000 [+0.000, +0.000]")
@@ -157,9 +157,9 @@ def test_why_markdown_quotes_the_logs_and_the_measured_delta():
     text = why_markdown(summary, {
         "D": {"+D: w_cls": reading, "+D: w_id": {**reading, "end_stage1": 0.7, "max": 0.7}},
         "C": {"+C: L_div": {**reading, "first": 0.0, "end_stage1": 0.0, "end_stage2": 0.0, "min": 0.0, "max": 0.0}}})
-    assert "start at 1/2 = 0.500. At the end of stage 1: w_cls 0.300, w_id 0.700." in text
+    assert "start at 1/2 = 0.500 in stage 1 and end it at w_cls 0.300, w_id 0.700." in text
     assert "Measured, `+D` − baseline (300 pairs): E acc@1 ↑ +3.0 [+3.0, +3.0] *" in text
-    assert "L_div never exceeds 0.0000" in text
+    assert "mean of L_div never exceeds 0.0000" in text
 
 
 def test_a_scheme_helped_only_with_a_significant_gain_and_no_significant_loss(tmp_path):

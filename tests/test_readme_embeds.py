@@ -18,7 +18,7 @@ def _load():
 def test_readme_blocks_match_their_result_files():
     module = _load()
     readme = (ROOT / "README.md").read_text()
-    assert module.BLOCK.search(readme), "README has no embedded result blocks"
+    assert len(module.blocks(readme)) >= 4, "README lost its embedded result blocks"
     assert module.stale(readme, ROOT) == [], "run python scripts/embed_results.py"
 
 
@@ -32,3 +32,16 @@ def test_embed_replaces_only_the_block_body_and_check_sees_a_stale_one(tmp_path)
     assert module.stale(new, tmp_path) == []
     with pytest.raises(ValueError, match="missing.md, which does not exist"):
         module.embed("<!-- embed: missing.md -->\n<!-- /embed -->", tmp_path)
+
+
+def test_an_unclosed_or_mistyped_block_is_an_error_not_a_silent_skip(tmp_path):
+    module = _load()
+    (tmp_path / "a.md").write_text("A\n")
+    (tmp_path / "b.md").write_text("B\n")
+    unclosed = "<!-- embed: a.md -->\nold\n<!-- embed: b.md -->\nold\n<!-- /embed -->\n"
+    with pytest.raises(ValueError, match="2 embed openers, 1 closers and 1 well-formed"):
+        module.embed(unclosed, tmp_path)
+    spaced = "<!--  embed:  a.md  -->\nold\n<!-- /embed -->\n"  # extra spaces still name a.md
+    assert module.embed(spaced, tmp_path) == "<!--  embed:  a.md  -->\nA\n<!-- /embed -->\n"
+    with pytest.raises(ValueError, match="1 embed openers, 0 closers"):
+        module.stale("<!-- embed: a.md -->\nold\n<!-- /embed --\n", tmp_path)

@@ -145,16 +145,17 @@ def render_acceptance(summary: dict) -> str:
 JUDGES = (("acc@1", "E acc@1 ↑"), ("judge_top1", "dlib top-1 ↑"), ("knn_dist", "KNN ↓"), ("perc_dist", "perceptual ↓"))
 
 
-def cluster_delta(summary: dict, row: str, metric: str) -> dict | None:
-    """Row − baseline on ``metric`` in table units, identities as clusters (as the acceptance table); a
-    deterministic row (the floor) pairs its one run with every seed. None when either row has no cells."""
+def cluster_delta(summary: dict, row: str, metric: str, reference: str | None = None) -> dict | None:
+    """Row − ``reference`` (default: the baseline) on ``metric`` in table units, identities as clusters (as the
+    acceptance table); a deterministic row (the floor) pairs its one run with every seed. None when either row has
+    no cells or no values of ``metric``."""
     variants = summary.get("variants", {})
-    entry, base = variants.get(row), variants.get(summary.get("baseline"))
-    if not entry or not base or not entry.get("cells") or not base.get("cells"):
+    entry, ref = variants.get(row), variants.get(reference or summary.get("baseline"))
+    if not entry or not ref or not entry.get("cells") or not ref.get("cells"):
         return None
     seeds = [int(s) for s in summary.get("seeds", [])]
     b = summary.get("bootstrap", {})
-    d = cluster_paired_bootstrap(per_seed_values(entry, metric, seeds), per_seed_values(base, metric, seeds),
+    d = cluster_paired_bootstrap(per_seed_values(entry, metric, seeds), per_seed_values(ref, metric, seeds),
                                  b.get("resamples", 2000), b.get("rng_seed", RNG_SEED))
     if d["diff"] is None:
         return None

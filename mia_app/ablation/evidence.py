@@ -41,8 +41,10 @@ def _summaries(results: Path) -> list[dict]:
 def scheme_helped(results: Path) -> dict[str, bool]:
     """{scheme: helped} for every scheme some ablation measured. Helped = on at least one T its single-scheme
     row gains on E acc@1 or dlib top-1 with a 95% CI excluding 0, and on no T is any of the four judges worse with
-    a CI excluding 0. That is up to 4 one-sided gain tests at 2.5% per scheme: a scheme with no effect passes
-    about 1 time in 10, so a "helped" is rechecked as seeds land, and the README shows every Δ behind it."""
+    a CI excluding 0. Each ablation folder adds 2 one-sided gain tests at 2.5% per scheme (two folders: a scheme
+    with no effect passes about 1 time in 10) and 4 two-sided loss tests (two folders: a real gain is vetoed by
+    chance about 1 time in 6). Provisional (still running) ablations count. So a verdict is rechecked as seeds
+    land, and the README shows every Δ behind it."""
     measured, gained, harmed = set(), set(), set()
     for summary in _summaries(results):
         for scheme in SCHEMES:
@@ -75,7 +77,7 @@ def scheme_evidence(results: Path) -> dict[str, str]:
             state = "" if summary.get("complete") else ", provisional: still running"
             lines.setdefault(scheme, []).append(f"{summary['name']} ({n} pairs{state}): {deltas}")
     helped = scheme_helped(results)
-    verdict = {True: "helped (a significant gain on E or dlib, no significant loss)",
-               False: "no significant gain without a loss"}
+    verdict = {True: "helped: a significant gain on E or dlib and no significant loss",
+               False: "not shown to help: no significant gain on E or dlib, or a significant loss elsewhere"}
     return {s: (f"{verdict[helped[s]]}; " if s in helped else "") + "measured vs baseline: " + "; ".join(v)
             for s, v in lines.items()}

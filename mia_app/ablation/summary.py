@@ -155,8 +155,9 @@ def _prior_name(prior: str) -> str:
 
 
 def per_seed_values(entry: dict, key: str, seeds: list) -> dict[int, dict]:
-    """seed -> {identity: value}; a deterministic row's one run stands for every seed (it has no other)."""
-    per = {int(s): v for s, v in entry["per_seed_identity"][key].items()}
+    """seed -> {identity: value} ({} when the row has no values of ``key``, e.g. a summary older than the
+    metric); a deterministic row's one run stands for every seed (it has no other)."""
+    per = {int(s): v for s, v in entry.get("per_seed_identity", {}).get(key, {}).items()}
     if entry.get("deterministic") and len(per) == 1:
         only = next(iter(per.values()))
         return {int(s): only for s in seeds}

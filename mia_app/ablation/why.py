@@ -95,12 +95,8 @@ def _cells(summary: dict, row: str, out: Path) -> list[Path]:
 
 
 def _weight_keys(runs: list[list[dict]]) -> list[str]:
-    for rows in runs:
-        for row in rows:
-            keys = sorted(k for k in row["logs"] if k.startswith("w_"))
-            if keys:
-                return keys
-    return []
+    """Every D weight any step logged: stage 2 may weight a task stage 1 has not (``reg``)."""
+    return sorted({k for rows in runs for row in rows for k in row["logs"] if k.startswith("w_")})
 
 
 def _rows(summary: dict, scheme: str) -> list[str]:
@@ -187,27 +183,29 @@ def why_markdown(summary: dict, readings: dict[str, dict]) -> str:
         seeds = max(r["seeds"] for r in found.values())
         if scheme == "A":
             tw = found.get("+A: tw_prior")
-            text = ("w(t) multiplied the prior loss by a batch mean of "
-                    f"{tw['min']:.2f}–{tw['max']:.2f} over the run ({_path(tw)}): it reweights the prior term by "
-                    f"at most {100 * max(abs(tw['max'] - 1), abs(1 - tw['min'])):.0f}% either way."
+            text = ("The batch-mean w(t) on the prior loss (averaged over seeds) ranged "
+                    f"{tw['min']:.3f}–{tw['max']:.3f} over the run ({_path(tw)}): on average it reweights the prior "
+                    f"term by at most {100 * max(abs(tw['max'] - 1), abs(1 - tw['min'])):.1f}% either way."
                     if tw else "`tw_prior` was not logged.")
         elif scheme == "B3":
             parts = [f"`{k.split(':')[0]}` {_path(r)}" for k, r in found.items()]
-            text = "The hardest-negative gap cos(ê, c_y) − max_j cos(ê, n_j) that B3 widens: " + "; ".join(parts) + "."
+            text = ("The hardest-negative gap cos(ê, c_y) − max_j cos(ê, n_j) that B3's loss targets (the baseline "
+                    "does not log it): " + "; ".join(parts) + ".")
         elif scheme == "C":
             parts = [f"{k.split(': ')[1]} {_path(r)}" for k, r in found.items()]
             text = "Attribute drift from the source face and the candidates' diversity term: " + "; ".join(parts) + "."
             div = next((r for k, r in found.items() if k.endswith("L_div")), None)
             if div is not None and div["max"] < 0.005:  # the hinge relu(v_target - v) only bites on near-copies
-                text += (f" L_div never exceeds {div['max']:.4f}: its hinge acts only on near-duplicate candidates, "
-                         "and these candidates are not.")
+                text += (f" The batch-and-seed mean of L_div never exceeds {div['max']:.4f}: its hinge acts only on "
+                         "near-duplicate candidates, and these candidates are not.")
         else:
-            k = len(found)
-            ends = ", ".join(f"{key.split(': ')[1]} {r['end_stage1']:.3f}" for key, r in found.items()
-                             if r["end_stage1"] is not None)
-            moved = max(abs(r["end_stage2"] - 1 / k) for r in found.values())
-            text = (f"The learned weights start at 1/{k} = {1 / k:.3f}. At the end of stage 1: {ends}. Stage 2 "
-                    f"restarts them (its own task set) and they end within {moved:.3f} of 1/{k}.")
+            stage1 = {key.split(": ")[1]: r["end_stage1"] for key, r in found.items() if r["end_stage1"] is not None}
+            k1, k2 = len(stage1), len(found)  # stage 2 weights its own task set (it may add reg)
+            moved = max(abs(r["end_stage2"] - 1 / k2) for r in found.values())
+            text = (f"The learned weights start at 1/{k1} = {1 / k1:.3f} in stage 1 and end it at "
+                    + ", ".join(f"{name} {v:.3f}" for name, v in stage1.items()) + ". " if stage1 else "")
+            text += (f"Stage 2 restarts them at 1/{k2} (its own task set) and they end within {moved:.3f} of "
+                     f"1/{k2}.")
         row = "+B3" if scheme == "B3" else WHY[scheme][1]
         lines += [f"- **{scheme}** ({seeds} seed(s)). {text} {_measured(summary, row)}", ""]
     return "\n".join(lines)
