@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 from mia_app.ablation.config import AblationConfig
-from mia_app.ablation.stats import bootstrap_mean, paired_bootstrap
+from mia_app.ablation.stats import bootstrap_mean, cluster_paired_bootstrap
 from mia_app.assets import AssetError
 
 log = logging.getLogger("mia_app.ablation")
@@ -123,8 +123,9 @@ def summarize(acfg: AblationConfig, cells: list, targets: list[int]) -> dict:
         "eval_arch": _arch("eval", acfg.eval_model),
         "target_arch": _arch("target", by_variant[acfg.baseline][0].config.target),
         "bootstrap": {"resamples": acfg.bootstrap_resamples, "rng_seed": acfg.bootstrap_seed, "level": 0.95,
-                      "unit": "(seed, identity) pairs; identities resampled with replacement within each seed; "
-                              "per-identity values are means over that identity's images"},
+                      "unit": "(seed, identity) pairs; a row's level resamples identities within each seed, a "
+                              "paired difference resamples identities with all their seeds; per-identity values "
+                              "are means over that identity's images"},
         "complete": all(c.finished for c in cells),
         "variants": per,
     }
@@ -165,12 +166,14 @@ def per_seed_values(entry: dict, key: str, seeds: list) -> dict[int, dict]:
 
 
 def paired_rows(entry: dict, ref: dict, acfg: AblationConfig) -> dict | None:
-    """Row − reference row: per metric a paired bootstrap over the (seed, identity) pairs both have."""
+    """Row − reference row: per metric a paired bootstrap over the (seed, identity) pairs both have that resamples
+    identities with all their seeds (the same people recur in every seed, and a deterministic row's one run
+    stands for every seed: resampling within seeds would treat those copies as independent)."""
     if not ref["cells"] or not entry["cells"]:
         return None
     seeds = acfg.seeds
-    vs = {key: paired_bootstrap(per_seed_values(entry, key, seeds), per_seed_values(ref, key, seeds),
-                                acfg.bootstrap_resamples, acfg.bootstrap_seed) for key in METRICS}
+    vs = {key: cluster_paired_bootstrap(per_seed_values(entry, key, seeds), per_seed_values(ref, key, seeds),
+                                        acfg.bootstrap_resamples, acfg.bootstrap_seed) for key in METRICS}
     for key in FRECHET:
         pa, pb = entry["metrics"][key]["per_seed"], ref["metrics"][key]["per_seed"]
         if ref.get("deterministic") and len(pb) == 1:

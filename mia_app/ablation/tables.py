@@ -37,7 +37,8 @@ def render_table(summary: dict) -> str:
         f"{'/'.join(f'{x:g}' for x in ipi) or 'n/a'} (per variant in the img/id column)",
         f"- accuracies and match rates in %; Δ = row − `{summary['baseline']}` (and − the floor "
         f"`{summary.get('floor') or 'n/a'}` in the scoreboard) with a paired bootstrap 95% CI "
-        f"over (seed, identity) pairs (identities resampled within seeds, {b['resamples']} resamples, "
+        f"over (seed, identity) pairs (identities resampled with all their seeds; a row's own CI resamples "
+        f"within seeds; {b['resamples']} resamples, "
         f"RNG seed {b['rng_seed']}); ↑ higher is better, ↓ lower is better",
         "- dlib: distance of each image to the nearest private image of its class (dlib ResNet), match = "
         "below 0.6; dlib top-1: the nearest private image among the attacked classes is of the right class "
