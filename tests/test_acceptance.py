@@ -160,6 +160,14 @@ def test_why_markdown_quotes_the_logs_and_the_measured_delta():
     assert "start at 1/2 = 0.500 in stage 1 and end it at w_cls 0.300, w_id 0.700." in text
     assert "Measured, `+D` − baseline (300 pairs): E acc@1 ↑ +3.0 [+3.0, +3.0] *" in text
     assert "mean of L_div never exceeds 0.0000" in text
+    gaps = {"rows": {"baseline": {"code_gap": {"mean": 0.17}, "private_gap": {"mean": 0.07}},
+                     "+D": {"code_gap": {"mean": 0.22, "vs_baseline": {"diff": 0.05, "ci95": [0.04, 0.06],
+                                                                        "excludes_zero": True}},
+                            "private_gap": {"mean": 0.07, "vs_baseline": {"diff": 0.0, "ci95": [-0.01, 0.01],
+                                                                           "excludes_zero": False}}}}}
+    text = why_markdown(summary, {"D": {"+D: w_cls": reading}}, gaps)
+    assert ("the gap to the run's codes moves by +0.050 [+0.040, +0.060] * (baseline 0.170) and the gap to the "
+            "real private faces by +0.000 [-0.010, +0.010] (baseline 0.070;") in text
 
 
 def test_a_scheme_helped_only_with_a_significant_gain_and_no_significant_loss(tmp_path):
@@ -189,3 +197,23 @@ def test_the_dashboard_default_turns_on_exactly_the_schemes_that_helped():
     preset = root / "configs" / "attack" / f"{DashboardSettings().default_preset}.yaml"
     schemes = AttackConfig.from_yaml(preset).schemes
     assert {s: getattr(schemes, s) for s in helped} == helped
+
+
+def test_identity_gap_reads_the_committed_pngs_and_scores_the_hardest_other_class(tmp_path):
+    import torch
+
+    from mia_app.ablation.identity_gap import final_from_png, gap
+    from mia_app.viz import save_grid
+
+    x = torch.rand(3, 3, 8, 8) * 2 - 1
+    for i, (y, r) in enumerate([(4, 0), (4, 1), (7, 0)]):
+        save_grid(x[i : i + 1], tmp_path / "final" / f"class{y:04d}_rank{r}.png", nrow=1, scale=1)
+    images, labels = final_from_png(tmp_path)
+    assert labels.tolist() == [4, 4, 7] and images.shape == (3, 3, 8, 8)
+    assert (images - x).abs().max() <= 1 / 127.5 + 1e-6  # only uint8 rounding separates PNG from tensor
+    refs = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+    e_hat = torch.tensor([[2.0, 0.0], [0.0, 3.0]])  # unnormalised on purpose
+    g = gap(e_hat, torch.tensor([4, 9]), refs, torch.tensor([4, 7, 9]))
+    assert g.tolist() == pytest.approx([1.0 - 0.6, 1.0 - 0.8])  # own cosine minus the nearest other class
+    with pytest.raises(ValueError, match="exactly once"):
+        gap(e_hat, torch.tensor([4, 5]), refs, torch.tensor([4, 7, 9]))

@@ -173,7 +173,28 @@ def _measured(summary: dict, row: str) -> str:
     return f"Measured, `{row}` − baseline ({n} pairs): {text}."
 
 
-def why_markdown(summary: dict, readings: dict[str, dict]) -> str:
+def _gap_delta(d: dict) -> str:
+    vs = d.get("vs_baseline")
+    if vs is None:
+        return f"{d['mean']:.3f}"
+    lo, hi = vs["ci95"]
+    return f"{vs['diff']:+.3f} [{lo:+.3f}, {hi:+.3f}]{' *' if vs['excludes_zero'] else ''}"
+
+
+def _final_gaps(gaps: dict | None, row: str, baseline: str) -> str:
+    """The row's final-image identity gaps against the baseline's (``identity_gap.json``)."""
+    entry = (gaps or {}).get("rows", {}).get(row)
+    base = (gaps or {}).get("rows", {}).get(baseline, {})
+    if not entry or "code_gap" not in entry or "vs_baseline" not in entry["code_gap"]:
+        return ""
+    private = entry.get("private_gap", {})
+    return (f" On the final images, the gap to the run's codes moves by {_gap_delta(entry['code_gap'])} (baseline "
+            f"{base.get('code_gap', {}).get('mean', float('nan')):.3f}) and the gap to the real private faces by "
+            f"{_gap_delta(private) if private else 'n/a'} (baseline "
+            f"{base.get('private_gap', {}).get('mean', float('nan')):.3f}; E_id space, `identity_gap.json`).")
+
+
+def why_markdown(summary: dict, readings: dict[str, dict], gaps: dict | None = None) -> str:
     """One or two sentences per scheme from the logged readings, then its measured Δ vs the baseline: the
     README's "why" paragraph, so the prose and the numbers come from the same files."""
     lines = [f"### Why, per scheme: `{summary['name']}`", "",
@@ -207,14 +228,20 @@ def why_markdown(summary: dict, readings: dict[str, dict]) -> str:
             text += (f"Stage 2 restarts them at 1/{k2} (its own task set) and they end within {moved:.3f} of "
                      f"1/{k2}.")
         row = "+B3" if scheme == "B3" else WHY[scheme][1]
+        text += _final_gaps(gaps, row, summary["baseline"])
         lines += [f"- **{scheme}** ({seeds} seed(s)). {text} {_measured(summary, row)}", ""]
     return "\n".join(lines)
 
 
 def write_why(summary: dict, out: Path) -> None:
-    """The figures and ``why.json`` (their numbers), from one read of the cells' logs."""
+    """The figures, ``why.json`` (their numbers), ``identity_gap.json`` and ``why.md``, from one read of the
+    cells' logs and one pass of E_id over the final images."""
+    from mia_app.ablation.identity_gap import identity_gaps
+
     found = collect(summary, out)
     why_figures(summary, out, found)
     if readings := why_readings(summary, out, found):
         (out / "why.json").write_text(json.dumps(readings, indent=2))
-        (out / "why.md").write_text(why_markdown(summary, readings) + "\n")
+        gaps = identity_gaps(summary, out)
+        (out / "identity_gap.json").write_text(json.dumps(gaps, indent=2))
+        (out / "why.md").write_text(why_markdown(summary, readings, gaps) + "\n")
