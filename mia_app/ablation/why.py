@@ -182,16 +182,17 @@ def _gap_delta(d: dict) -> str:
 
 
 def _final_gaps(gaps: dict | None, row: str, baseline: str) -> str:
-    """The row's final-image identity gaps against the baseline's (``identity_gap.json``)."""
-    entry = (gaps or {}).get("rows", {}).get(row)
+    """The row's final-image identity gaps against the baseline's (``identity_gap.json``); a gap the baseline
+    has no value of (cells made before codes were kept) is left out."""
+    entry = (gaps or {}).get("rows", {}).get(row, {})
     base = (gaps or {}).get("rows", {}).get(baseline, {})
-    if not entry or "code_gap" not in entry or "vs_baseline" not in entry["code_gap"]:
+    words = {"code_gap": "the gap to the run's codes", "private_gap": "the gap to the real private faces"}
+    parts = [f"{words[k]} moves by {_gap_delta(entry[k])} (baseline {base[k]['mean']:.3f}, "
+             f"{entry[k]['vs_baseline']['n_pairs']} pairs)"
+             for k in ("code_gap", "private_gap") if k in entry and "vs_baseline" in entry[k] and k in base]
+    if not parts:
         return ""
-    private = entry.get("private_gap", {})
-    return (f" On the final images, the gap to the run's codes moves by {_gap_delta(entry['code_gap'])} (baseline "
-            f"{base.get('code_gap', {}).get('mean', float('nan')):.3f}) and the gap to the real private faces by "
-            f"{_gap_delta(private) if private else 'n/a'} (baseline "
-            f"{base.get('private_gap', {}).get('mean', float('nan')):.3f}; E_id space, `identity_gap.json`).")
+    return " On the final images, " + " and ".join(parts) + " (E_id space, `identity_gap.json`)."
 
 
 def why_markdown(summary: dict, readings: dict[str, dict], gaps: dict | None = None) -> str:
