@@ -189,6 +189,9 @@ def test_a_scheme_helped_only_with_a_significant_gain_and_no_significant_loss(tm
     summary["complete"] = True
     (tmp_path / "ablation-schemes-x" / "summary.json").write_text(json.dumps(summary))
     assert scheme_helped(tmp_path) == {"B3": True, "A": False, "C": False, "D": False}
+    (tmp_path / "ablation-schemes-y").mkdir()  # another T still running: no verdict yet, it could veto
+    (tmp_path / "ablation-schemes-y" / "summary.json").write_text(json.dumps({**summary, "complete": False}))
+    assert scheme_helped(tmp_path) == {}
 
 
 def test_the_dashboard_default_turns_on_exactly_the_schemes_that_helped():
@@ -199,7 +202,7 @@ def test_the_dashboard_default_turns_on_exactly_the_schemes_that_helped():
 
     root = Path(__file__).resolve().parents[1]
     assert list((root / "results").glob("ablation-schemes*/summary.json")), "no scheme ablation is committed"
-    helped = scheme_helped(root / "results")  # only complete ablations count; none complete: all stay off
+    helped = scheme_helped(root / "results")  # {} until every scheme ablation is complete: all stay off
     preset = root / "configs" / "attack" / f"{DashboardSettings().default_preset}.yaml"
     schemes = AttackConfig.from_yaml(preset).schemes
     assert {s: getattr(schemes, s) for s in ("B3", "A", "C", "D")} == {s: helped.get(s, False)

@@ -44,14 +44,17 @@ def _complete(summary: dict) -> bool:
 
 
 def scheme_helped(results: Path) -> dict[str, bool]:
-    """{scheme: helped} for every scheme some *complete* ablation measured (a running one's seeds can still turn a
-    verdict, and the default preset must not flip with them). Helped = on at least one T its single-scheme
+    """{scheme: helped}, once *every* scheme ablation is complete ({} before: a running one's seeds can still turn
+    a verdict or veto it, and the default preset must not flip with them). Helped = on at least one T its single-scheme
     row gains on E acc@1 or dlib top-1 with a 95% CI excluding 0, and on no T is any of the four judges worse with
     a CI excluding 0. Each ablation folder adds 2 one-sided gain tests at 2.5% per scheme (two folders: a scheme
     with no effect passes about 1 time in 10) and 4 two-sided loss tests (two folders: a real gain is vetoed by
     chance about 1 time in 6). The README shows every Δ behind a verdict."""
     measured, gained, harmed = set(), set(), set()
-    for summary in filter(_complete, _summaries(results)):
+    summaries = _summaries(results)
+    if not summaries or not all(map(_complete, summaries)):
+        return {}
+    for summary in summaries:
         for scheme in SCHEMES:
             deltas = {key: cluster_delta(summary, f"+{scheme}", key) for key in LOSS_JUDGES}
             if deltas["acc@1"] is None:
@@ -84,6 +87,6 @@ def scheme_evidence(results: Path) -> dict[str, str]:
     helped = scheme_helped(results)
     verdict = {True: "helped: a significant gain on E or dlib and no significant loss",
                False: "not shown to help: no significant gain on E or dlib, or a significant loss elsewhere"}
-    pending = "no complete scheme ablation yet, so the default stays off; "
+    pending = "the scheme ablations are still running, so the default stays off; "
     return {s: (f"{verdict[helped[s]]}; " if s in helped else pending) + "measured vs baseline: " + "; ".join(v)
             for s, v in lines.items()}
