@@ -51,11 +51,12 @@ def test_acceptance_rows_pair_identities_and_read_points_and_room():
     assert b3["verdict"].startswith("inconclusive (ceiling")  # +3 cannot show when 1.5 points are left
     assert b3["seeds"] == ["0", "1", "2"]
     assert rows[("+B3", "judge_top1")]["verdict"] == "bar met (proxy)"  # +5 on every pair, bar +3
-    assert rows[("A+B3+C", "perc_dist")]["verdict"] == "reproduced"  # -0.25, bar -0.2
+    assert rows[("A+B3+C", "perc_dist")]["verdict"] == "reproduced (on our scale, not LPIPS)"  # -0.25, bar -0.2
     assert rows[("A+B3+C", "judge_top1")]["verdict"] == "bar met (proxy)"  # +8 >= +6
     assert rows[("+A", "acc@1")]["verdict"] == "not run"
     text = render_acceptance(summary)
-    assert "| A+B+C: LPIPS better by >= 0.2 | A+B3+C | perceptual dist | -0.2 | 0.870 | -0.250 [-0.250, -0.250] *" \
+    assert ("| A+B+C: LPIPS better by >= 0.2 | A+B3+C | perceptual dist (LPIPS-style, MobileNetV2 taps) | -0.2 | "
+            "0.870 | -0.250 [-0.250, -0.250] *") \
         in text and "PROVISIONAL" not in text
     summary["variants"]["+B3"]["missing_seeds"] = [2]
     assert "**PROVISIONAL**" in render_acceptance(summary)
@@ -76,6 +77,11 @@ def test_the_identity_cluster_bootstrap_is_wider_when_identities_repeat_across_s
     assert clustered["n_identities"] == 100
     width = lambda d: d["ci95"][1] - d["ci95"][0]  # noqa: E731
     assert width(clustered) > 1.5 * width(within)  # 100 independent draws, not 300: about sqrt(3) wider
+    # the p value agrees with the CI: above 0.05 when the CI holds 0, below when it excludes it
+    assert (clustered["p_value"] < 0.05) == clustered["excludes_zero"]
+    shifted = cluster_paired_bootstrap({s: {i: v + 0.5 for i, v in d.items()} for s, d in variant.items()}, baseline)
+    assert shifted["excludes_zero"] and shifted["p_value"] < 0.05
+    assert cluster_paired_bootstrap(baseline, baseline)["p_value"] == 1.0  # no difference at all: p = 1
 
 
 def _cell(folder: Path, rows: list[tuple]) -> Path:
@@ -121,12 +127,15 @@ def test_scheme_evidence_gives_each_measured_toggle_its_deltas(tmp_path):
     (folder / "summary.json").write_text(json.dumps(summary))
     (tmp_path / "ablation-schemes-y").mkdir()
     (tmp_path / "ablation-schemes-y" / "summary.json").write_text('{"name": "sche')  # caught mid-write
-    evidence = scheme_evidence(tmp_path)
+    measured = ("measured vs baseline: schemes-x (300 pairs): Δ E acc@1 ↑ +2.0 [+2.0, +2.0] *, "
+                "Δ dlib top-1 ↑ +5.0 [+5.0, +5.0] *, Δ KNN ↓ -1.50 [-1.50, -1.50] *, "
+                "Δ perceptual ↓ +0.000 [+0.000, +0.000]")
+    evidence = scheme_evidence(tmp_path)  # the other ablation's evidence is still to come: no verdict yet
     assert set(evidence) == {"B3"}
-    assert evidence["B3"] == ("helped: a significant gain on E or dlib and no significant loss; "
-                              "measured vs baseline: schemes-x (300 pairs): Δ E acc@1 ↑ +2.0 [+2.0, +2.0] *, "
-                              "Δ dlib top-1 ↑ +5.0 [+5.0, +5.0] *, Δ KNN ↓ -1.50 [-1.50, -1.50] *, "
-                              "Δ perceptual ↓ +0.000 [+0.000, +0.000]")
+    assert evidence["B3"] == "the scheme ablations are still running, so the default stays off; " + measured
+    (tmp_path / "ablation-schemes-y" / "summary.json").unlink()
+    assert scheme_evidence(tmp_path)["B3"] == (
+        "helped: a gain on E or dlib significant after Holm's correction, and no significant loss; " + measured)
     summary["complete"] = False
     (folder / "summary.json").write_text(json.dumps(summary))
     assert "(300 pairs, provisional: still running)" in scheme_evidence(tmp_path)["B3"]
@@ -182,16 +191,31 @@ def test_a_scheme_helped_only_with_a_significant_gain_and_no_significant_loss(tm
         "+B3": _entry(["B3"], {**base, "judge_top1": 0.45}),  # gains on dlib, nothing worse
         "+A": _entry(["A"], {**base, "acc@1": 0.95, "knn_dist": 31.0}),  # gains on E, significantly worse KNN
         "+C": _entry(["C"], {**base, "knn_dist": 29.0}),  # better KNN only: not a gain judge
-        "+D": _entry(["D"], base)}}
+        # 15 identities gain 10 points, 5 lose 10: the CI excludes 0 (p = 0.02) but not after Holm over 8 tests
+        "+D": _entry(["D"], {**base, "judge_top1": [0.5] * 15 + [0.3] * 5 + [0.4] * 80})}}
     (tmp_path / "ablation-schemes-x").mkdir()
     (tmp_path / "ablation-schemes-x" / "summary.json").write_text(json.dumps(summary))
     assert scheme_helped(tmp_path) == {}  # still running: no verdict moves the default
     summary["complete"] = True
     (tmp_path / "ablation-schemes-x" / "summary.json").write_text(json.dumps(summary))
     assert scheme_helped(tmp_path) == {"B3": True, "A": False, "C": False, "D": False}
-    (tmp_path / "ablation-schemes-y").mkdir()  # another T still running: no verdict yet, it could veto
-    (tmp_path / "ablation-schemes-y" / "summary.json").write_text(json.dumps({**summary, "complete": False}))
+    (tmp_path / "ablation-schemes-y").mkdir()  # another T started, no cell finished yet: its evidence is to come
+    (tmp_path / "ablation-schemes-y" / "ablation.yaml").write_text("name: y\n")
     assert scheme_helped(tmp_path) == {}
+    (tmp_path / "ablation-schemes-y" / "summary.json").write_text(json.dumps({**summary, "complete": False}))
+    assert scheme_helped(tmp_path) == {}  # still running: it could veto
+    worse = {**base, "knn_dist": 31.0}  # the other T done, +B3 significantly worse there on a lower-is-better judge
+    y = {**summary, "name": "y", "variants": {**summary["variants"], "+B3": _entry(["B3"], worse)}}
+    (tmp_path / "ablation-schemes-y" / "summary.json").write_text(json.dumps(y))
+    assert scheme_helped(tmp_path) == {"B3": False, "A": False, "C": False, "D": False}
+
+
+def test_holm_rejects_step_down_and_stops_at_the_first_it_keeps():
+    from mia_app.ablation.evidence import holm
+
+    assert holm({"a": 0.001, "b": 0.03, "c": 0.04}) == {"a"}  # 0.03 >= 0.05 / 2: c is not tested
+    assert holm({"a": 0.001, "b": 0.02, "c": 0.04}, alpha=0.1) == {"a", "b", "c"}
+    assert holm({"a": 0.5, "b": 0.001}) == {"b"} and holm({}) == set()
 
 
 def test_the_dashboard_default_turns_on_exactly_the_schemes_that_helped():
@@ -227,3 +251,21 @@ def test_identity_gap_reads_the_committed_pngs_and_scores_the_hardest_other_clas
     assert g.tolist() == pytest.approx([1.0 - 0.6, 1.0 - 0.8])  # own cosine minus the nearest other class
     with pytest.raises(ValueError, match="exactly once"):
         gap(e_hat, torch.tensor([4, 5]), refs, torch.tensor([4, 7, 9]))
+
+
+def test_a_deterministic_row_stands_for_every_seed_on_either_side_of_a_frechet_difference():
+    from types import SimpleNamespace
+
+    from mia_app.ablation.summary import FRECHET, METRICS, paired_rows
+
+    def row(per_seed: dict, deterministic=False) -> dict:
+        return {"cells": {s: f"x/seed{s}" for s in per_seed}, "deterministic": deterministic, "per_seed_identity": {},
+                "metrics": {k: {"per_seed": per_seed} for k in FRECHET}}
+
+    floor, base = row({"0": 0.10}, deterministic=True), row({"0": 0.15, "1": 0.17, "2": 0.19})
+    acfg = SimpleNamespace(seeds=[0, 1, 2], bootstrap_resamples=200, bootstrap_seed=0)  # what paired_rows reads
+    down, up = paired_rows(floor, base, acfg), paired_rows(base, floor, acfg)
+    for key in FRECHET:  # the floor's one run pairs with all three baseline seeds, whichever is the reference
+        assert down[key]["n_seeds"] == up[key]["n_seeds"] == 3
+        assert down[key]["diff"] == pytest.approx(-0.07) and up[key]["diff"] == pytest.approx(0.07)
+    assert set(METRICS) <= set(down)

@@ -92,15 +92,19 @@ def acceptance_rows(summary: dict) -> list[dict]:
             word = verdict(claim.gain, diff, lo, hi, room)
             if metric == JUDGE_READING and word != "not run":
                 word = PROXY.get(word, word) + " (proxy)"
+            elif metric == "perc_dist" and word != "not run":
+                word += " (on our scale, not LPIPS)"
             rows.append({"claim": claim.seed_words, "row": claim.row, "metric": metric, "gain": claim.gain,
                          "baseline": None if level is None else s * level, "room": room, "diff": diff,
                          "ci95": [lo, hi], "half_width": None if lo is None else (hi - lo) / 2,
                          "n_pairs": 0 if d is None else d["n_pairs"],
-                         "seeds": sorted((entry or {}).get("cells", {}), key=int), "verdict": word})
+                         "seeds": sorted(set((entry or {}).get("cells", {})) & set((base or {}).get("cells", {})),
+                                         key=int), "verdict": word})
     return rows
 
 
-LABELS = {"acc@1": "E acc@1", "judge_top1": "dlib top-1 (proxy)", "perc_dist": "perceptual dist"}
+LABELS = {"acc@1": "E acc@1", "judge_top1": "dlib top-1 (proxy)",
+          "perc_dist": "perceptual dist (LPIPS-style, MobileNetV2 taps)"}
 
 
 def _signed(metric: str, v: float) -> str:
@@ -122,7 +126,10 @@ def render_acceptance(summary: dict) -> str:
     lines += ["Δ = row − `baseline` over the (seed, identity) pairs both have; 95% CI from a bootstrap that "
               "resamples identities with all their seeds. Verdict: *reproduced* (CI excludes 0 and the point Δ "
               "reaches the bar), *refuted* (the CI lies below the bar), else *inconclusive*. Rates in points. "
-              "The seed's bars are on E; dlib top-1 rows read the same bar on the independent judge, a proxy.", "",
+              "The seed's bars are on E; dlib top-1 rows read the same bar on the independent judge, a proxy. The "
+              "perceptual bar is the seed's LPIPS 0.2 read on our own scale (LPIPS without learned heads, on "
+              "MobileNetV2 taps), which is not LPIPS's; the README compares the two. Seeds: those both rows ran.",
+              "",
               "| seed's claim | row | metric | bar | baseline | Δ [95% CI] | CI half-width | seeds | pairs "
               "| verdict |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -161,7 +168,7 @@ def cluster_delta(summary: dict, row: str, metric: str, reference: str | None = 
         return None
     s = _scale(metric)
     return {"diff": s * d["diff"], "ci95": [s * d["ci95"][0], s * d["ci95"][1]], "n_pairs": d["n_pairs"],
-            "excludes_zero": d["excludes_zero"]}
+            "excludes_zero": d["excludes_zero"], "p_value": d["p_value"]}
 
 
 def format_delta(metric: str, d: dict | None) -> str:

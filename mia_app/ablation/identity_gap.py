@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from mia_app.ablation.stats import cluster_paired_bootstrap
+from mia_app.ablation.stats import N_RESAMPLES, RNG_SEED, cluster_paired_bootstrap
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def identity_gaps(summary: dict, out: Path) -> dict:
         if entry.get("deterministic") and len(entry["cells"]) == 1:  # one run stands for every seed
             for key, per_seed in rows.get(name, {}).items():
                 rows[name][key] = {s: next(iter(per_seed.values())) for s in seeds}
-    base = rows.get(summary["baseline"], {})
+    base, boot = rows.get(summary["baseline"], {}), summary.get("bootstrap", {})
     report = {"id_encoder": cfg.id_encoder, "n_identities": len(targets), "cells_without_codes": no_codes, "rows": {}}
     for name, per_key in rows.items():
         row = {}
@@ -102,7 +102,10 @@ def identity_gaps(summary: dict, out: Path) -> dict:
             vals = [v for s in per_key[key].values() for v in s.values()]
             row[key] = {"mean": round(sum(vals) / len(vals), 4), "seeds": sorted(per_key[key])}
             if name != summary["baseline"] and key in base:
-                d = cluster_paired_bootstrap(per_key[key], base[key])
+                d = cluster_paired_bootstrap(per_key[key], base[key], boot.get("resamples", N_RESAMPLES),
+                                             boot.get("rng_seed", RNG_SEED))
+                if d["diff"] is None:  # no (seed, identity) pair in common with the baseline yet
+                    continue
                 row[key]["vs_baseline"] = {"diff": round(d["diff"], 4), "ci95": [round(x, 4) for x in d["ci95"]],
                                            "n_pairs": d["n_pairs"], "excludes_zero": d["excludes_zero"]}
         report["rows"][name] = row

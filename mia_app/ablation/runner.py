@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from mia_app.ablation.acceptance import render_acceptance, render_deltas
 from mia_app.ablation.config import SCHEME_TOGGLES, VARIANT_SETTINGS, AblationConfig, PeerConfig
-from mia_app.ablation.summary import summarize
+from mia_app.ablation.summary import summarize, write_summary
 from mia_app.ablation.tables import plot_acc, render_table
 from mia_app.ablation.why import write_why
 from mia_app.attack.config import AttackConfig
@@ -249,7 +249,7 @@ def run_ablation(acfg: AblationConfig, progress: bool = True, run: bool = True) 
         return {"name": acfg.name, "shard": [shard.rank, shard.world], "this_call": {"ran": ran}}
     summary = write_outputs(acfg, cells, targets)
     summary["this_call"] = {"ran": ran, "evaluated": evaluated, "skipped": skipped, "processes": shard.world}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_summary(out / "summary.json", summary)
     return summary
 
 
@@ -259,7 +259,7 @@ def write_outputs(acfg: AblationConfig, cells: list[Cell], targets: list[int]) -
     if not any(c.finished for c in cells):
         return {"name": acfg.name, "complete": False, "variants": {}}  # nothing to show yet
     summary = summarize(acfg, cells, targets)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_summary(out / "summary.json", summary)
     (out / "table.md").write_text(render_table(summary))
     plot_acc(summary, out / "acc1.png")
     if acceptance := render_acceptance(summary):  # ablations with the seed's single-scheme rows (+B3, +A, ...)

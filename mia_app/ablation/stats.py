@@ -86,7 +86,9 @@ def cluster_paired_bootstrap(variant: Mapping[object, Mapping[object, float]],
 
     The same identities recur in every seed, so their differences are correlated across seeds; resampling within
     each seed (``paired_bootstrap``) treats them as independent and gives too narrow an interval when they are.
-    This one does not. Returns ``paired_bootstrap``'s keys plus ``n_identities``.
+    This one does not. Returns ``paired_bootstrap``'s keys plus ``n_identities`` and ``p_value``: the two-sided
+    bootstrap p of "the mean difference is 0", 2·min(share of draws ≤ 0, share ≥ 0) capped at 1, which is below
+    1 − ``level`` when (up to the quantiles' interpolation) the CI excludes 0; Holm's correction needs it.
     """
     per_identity: dict[str, list[float]] = {}
     for s in variant:
@@ -99,7 +101,7 @@ def cluster_paired_bootstrap(variant: Mapping[object, Mapping[object, float]],
     ids = sorted(per_identity)
     n = sum(len(v) for v in per_identity.values())
     out = {"diff": None, "ci95": [None, None], "n_pairs": n, "n_identities": len(ids), "n_resamples": n_resamples,
-           "excludes_zero": None}
+           "excludes_zero": None, "p_value": None}
     if not ids:
         return out
     sums = np.array([sum(per_identity[i]) for i in ids])
@@ -109,6 +111,7 @@ def cluster_paired_bootstrap(variant: Mapping[object, Mapping[object, float]],
     means = sums[idx].sum(1) / counts[idx].sum(1)
     alpha = (1 - level) / 2
     lo, hi = np.quantile(means, [alpha, 1 - alpha])
+    p_value = min(1.0, 2 * min(float(np.mean(means <= 0)), float(np.mean(means >= 0))))
     out.update(diff=float(sums.sum() / counts.sum()), ci95=[float(lo), float(hi)],
-               excludes_zero=bool(lo > 0 or hi < 0))
+               excludes_zero=bool(lo > 0 or hi < 0), p_value=p_value)
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 from mia_app.ablation.config import AblationConfig
@@ -165,6 +166,13 @@ def per_seed_values(entry: dict, key: str, seeds: list) -> dict[int, dict]:
     return per
 
 
+def _every_seed(entry: dict, per_seed: dict, seeds: list[int]) -> dict:
+    """A deterministic row's one run stands for every seed, whichever side of the difference it is on."""
+    if entry.get("deterministic") and len(per_seed) == 1:
+        return {str(s): next(iter(per_seed.values())) for s in seeds}
+    return per_seed
+
+
 def paired_rows(entry: dict, ref: dict, acfg: AblationConfig) -> dict | None:
     """Row − reference row: per metric a paired bootstrap over the (seed, identity) pairs both have that resamples
     identities with all their seeds (the same people recur in every seed, and a deterministic row's one run
@@ -175,10 +183,16 @@ def paired_rows(entry: dict, ref: dict, acfg: AblationConfig) -> dict | None:
     vs = {key: cluster_paired_bootstrap(per_seed_values(entry, key, seeds), per_seed_values(ref, key, seeds),
                                         acfg.bootstrap_resamples, acfg.bootstrap_seed) for key in METRICS}
     for key in FRECHET:
-        pa, pb = entry["metrics"][key]["per_seed"], ref["metrics"][key]["per_seed"]
-        if ref.get("deterministic") and len(pb) == 1:
-            pb = {s: next(iter(pb.values())) for s in pa}
+        pa, pb = (_every_seed(e, e["metrics"][key]["per_seed"], seeds) for e in (entry, ref))
         d = [pa[s] - pb[s] for s in pa if s in pb and pa[s] is not None and pb[s] is not None]
         vs[key] = {"diff": sum(d) / len(d) if d else None, "n_seeds": len(d), "ci95": None,
                    "note": "one value per run: mean over seeds of the per-seed difference, no CI"}
     return vs
+
+
+def write_summary(path: Path, summary: dict) -> None:
+    """Write ``summary.json`` atomically: the dashboard and the default-preset rule read it while the ablation runs,
+    and must see the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(summary, indent=2))
+    os.replace(tmp, path)

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from mia_app.ablation.config import AblationConfig
-from mia_app.ablation.summary import paired_rows
+from mia_app.ablation.summary import paired_rows, write_summary
 from mia_app.ablation.tables import delta_ci, mean_ci, render_scoreboard
 
 #: the three judges of success, as (summary key, column title)
@@ -67,7 +67,7 @@ def run_over_targets(acfg: AblationConfig, progress: bool = True, run: bool = Tr
     combined = {"name": acfg.name, "target_models": acfg.target_models,
                 "targets": {t: {"info": infos[t], "folder": str(out / target_slug(t)),
                                 "complete": s.get("complete", False)} for t, s in summaries.items()}}
-    (out / "summary.json").write_text(json.dumps(combined, indent=2))
+    write_summary(out / "summary.json", combined)
     combined["this_call"] = {key: [f"{target_slug(t)}/{cell}" for t, sm in summaries.items()
                                    for cell in sm.get("this_call", {}).get(key, [])]
                              for key in ("ran", "evaluated", "skipped")}
