@@ -102,9 +102,9 @@ def scheme_helped(results: Path) -> dict[str, bool]:
     Helped = on at least one T its single-scheme row gains on E acc@1 or dlib top-1, significant after Holm's
     correction over the whole family of gain tests (4 schemes × 2 judges × every T, two-sided bootstrap p, α = 0.05
     family-wise), and on no T is any of the four judges worse with a 95% CI excluding 0 (uncorrected, so a veto
-    comes easily). Both choices err towards leaving a scheme off: the default is what every user runs, and an
-    uncorrected family of 16 tests would turn on a scheme with no effect about 1 time in 3. The README shows
-    every Δ behind a verdict."""
+    comes easily). Both choices err towards leaving a scheme off: the default is what every user runs, and with
+    an uncorrected family of 16 tests, when no scheme has an effect, one of the four would be turned on about 1
+    time in 3. The README shows every Δ behind a verdict."""
     found, all_read = _summaries(results)
     return _helped([(s, _scheme_deltas(s)) for s in found], all_read)
 
