@@ -84,7 +84,7 @@ def _helped(measured: list[tuple[dict, dict]], all_read: bool = True) -> dict[st
                 if d is None:
                     continue
                 better = d["diff"] < 0 if key in LOWER_IS_BETTER else d["diff"] > 0
-                if key in GAIN_JUDGES and d.get("p_value") is not None:
+                if key in GAIN_JUDGES:
                     gain_tests[(summary["name"], scheme, key)] = d["p_value"]
                     if better:
                         gains.add((summary["name"], scheme, key))

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from mia_app.ablation.stats import N_RESAMPLES, RNG_SEED, cluster_paired_bootstrap
+from mia_app.ablation.summary import every_seed
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +90,8 @@ def identity_gaps(summary: dict, out: Path) -> dict:
                 found["code_gap"] = gap(e_hat, labels, codes["c_y"], codes["targets"])
             for key, values in found.items():
                 rows.setdefault(name, {}).setdefault(key, {})[seed] = _per_identity(values, labels)
-        if entry.get("deterministic") and len(entry["cells"]) == 1:  # one run stands for every seed
-            for key, per_seed in rows.get(name, {}).items():
-                rows[name][key] = {s: next(iter(per_seed.values())) for s in seeds}
+        for key, per_seed in rows.get(name, {}).items():  # a deterministic row's one run stands for every seed
+            rows[name][key] = every_seed(entry, per_seed, seeds)
     base, boot = rows.get(summary["baseline"], {}), summary.get("bootstrap", {})
     report = {"id_encoder": cfg.id_encoder, "n_identities": len(targets), "cells_without_codes": no_codes, "rows": {}}
     for name, per_key in rows.items():

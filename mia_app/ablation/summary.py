@@ -159,15 +159,13 @@ def _prior_name(prior: str) -> str:
 def per_seed_values(entry: dict, key: str, seeds: list) -> dict[int, dict]:
     """seed -> {identity: value} ({} when the row has no values of ``key``, e.g. a summary older than the
     metric); a deterministic row's one run stands for every seed (it has no other)."""
-    per = {int(s): v for s, v in entry.get("per_seed_identity", {}).get(key, {}).items()}
-    if entry.get("deterministic") and len(per) == 1:
-        only = next(iter(per.values()))
-        return {int(s): only for s in seeds}
-    return per
+    per = every_seed(entry, entry.get("per_seed_identity", {}).get(key, {}), seeds)
+    return {int(s): v for s, v in per.items()}
 
 
-def _every_seed(entry: dict, per_seed: dict, seeds: list[int]) -> dict:
-    """A deterministic row's one run stands for every seed, whichever side of the difference it is on."""
+def every_seed(entry: dict, per_seed: dict, seeds: list) -> dict:
+    """``per_seed`` (seed -> anything) of a row; a deterministic row's one run stands for every seed of ``seeds``
+    (keys as strings, as in ``summary.json``), whichever side of a difference the row is on."""
     if entry.get("deterministic") and len(per_seed) == 1:
         return {str(s): next(iter(per_seed.values())) for s in seeds}
     return per_seed
@@ -183,7 +181,7 @@ def paired_rows(entry: dict, ref: dict, acfg: AblationConfig) -> dict | None:
     vs = {key: cluster_paired_bootstrap(per_seed_values(entry, key, seeds), per_seed_values(ref, key, seeds),
                                         acfg.bootstrap_resamples, acfg.bootstrap_seed) for key in METRICS}
     for key in FRECHET:
-        pa, pb = (_every_seed(e, e["metrics"][key]["per_seed"], seeds) for e in (entry, ref))
+        pa, pb = (every_seed(e, e["metrics"][key]["per_seed"], seeds) for e in (entry, ref))
         d = [pa[s] - pb[s] for s in pa if s in pb and pa[s] is not None and pb[s] is not None]
         vs[key] = {"diff": sum(d) / len(d) if d else None, "n_seeds": len(d), "ci95": None,
                    "note": "one value per run: mean over seeds of the per-seed difference, no CI"}
